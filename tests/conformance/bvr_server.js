@@ -19,8 +19,8 @@
  * Requests are served one at a time, in order. The process never exits because of a
  * bad request or a library failure: synchronous throws, rejected promises, errors thrown
  * asynchronously inside the library's own event handlers (caught through
- * 'unhandledRejection' / 'uncaughtException' and traced back to their request with
- * AsyncLocalStorage) and hangs (bounded by BVR_OP_TIMEOUT_MS) all become error replies.
+ * 'unhandledRejection' / 'uncaughtException' and blamed on the request in flight) and
+ * hangs (bounded by BVR_OP_TIMEOUT_MS) all become error replies.
  * It exits when stdin closes. Anything the library logs goes to stderr, so stdout
  * carries nothing but replies.
  */
@@ -28,7 +28,6 @@
 
 const path = require('path');
 const { createRequire } = require('module');
-const { AsyncLocalStorage } = require('async_hooks');
 const readline = require('readline');
 
 // Keep stdout for the protocol alone.
@@ -43,8 +42,6 @@ const bvrPackage = requireFromInstall('binary-version-reader/package.json');
 const constantsPackage = requireFromInstall('@particle/device-constants/package.json');
 
 const OP_TIMEOUT_MS = Number.parseInt(process.env.BVR_OP_TIMEOUT_MS || '10000', 10);
-
-const requestContext = new AsyncLocalStorage();
 
 // ---------------------------------------------------------------------------
 // Argument decoding and result encoding
@@ -273,28 +270,26 @@ class Pending {
 }
 
 let current = null;
-let requestSeq = 0;
-const byId = new Map();
 
+// Requests run one at a time, so an error that escapes every promise chain is blamed
+// on the request in flight. (AsyncLocalStorage cannot do better here: unzipper's
+// bluebird scheduler runs the library's 'entry' handlers in the async context of an
+// *earlier* request about a third of the time.) With nothing in flight it is logged.
 function onStrayError(kind, err) {
-	// The request whose async context raised the error; errors raised outside any
-	// request's context are blamed on the one in flight.
-	const owner = requestContext.getStore();
-	const pending = owner === undefined ? current : byId.get(owner);
-	if (pending && pending.failAsync(err)) {
+	if (current && current.failAsync(err)) {
 		return;
 	}
-	process.stderr.write(`bvr_server: ignored ${kind} after its request finished: ${errorMessage(err)}\n`);
+	process.stderr.write(`bvr_server: ${kind} outside any request: ${errorMessage(err)}\n`);
 }
 
 process.on('unhandledRejection', (reason) => onStrayError('unhandledRejection', reason));
 process.on('uncaughtException', (err) => onStrayError('uncaughtException', err));
 
-// unpackApplicationAndAssetBundle resolves on the unzip stream's 'finish', which can
-// come before its async 'entry' handlers have run to completion (e.g. while zlib is
-// still inflating the last entry in the thread pool). An error those handlers throw
-// then arrives after the promise has resolved. Give such stragglers time to show up.
-const SETTLE_MS = { unpackApplicationAndAssetBundle: 50 };
+// unpackApplicationAndAssetBundle resolves on the unzip stream's 'finish' without
+// waiting for its async 'entry' handlers; an error one of them throws never rejects
+// that promise. In practice it surfaces before the promise resolves, but nothing
+// guarantees it, so give stragglers a little extra time after a successful unpack.
+const SETTLE_MS = { unpackApplicationAndAssetBundle: 20 };
 
 function nextMacrotask() {
 	return new Promise((resolve) => setImmediate(resolve));
@@ -309,8 +304,6 @@ async function handle(request) {
 	}
 	const pending = new Pending(id);
 	current = pending;
-	const key = ++requestSeq;
-	byId.set(key, pending);
 
 	const interrupted = new Promise((resolve) => {
 		pending.wake = () => resolve({ ok: false, error: pending.failure });
@@ -318,7 +311,7 @@ async function handle(request) {
 			resolve({ ok: false, error: new Error(`${op} timed out after ${OP_TIMEOUT_MS} ms`) });
 		}, OP_TIMEOUT_MS);
 	});
-	const work = requestContext.run(key, async () => {
+	const work = (async () => {
 		try {
 			const result = await fn(args === undefined ? {} : args);
 			// Let errors thrown in the library's event handlers (which do not reject the
@@ -332,7 +325,7 @@ async function handle(request) {
 		} catch (error) {
 			return { ok: false, error };
 		}
-	});
+	})();
 	let outcome = await Promise.race([work, interrupted]);
 	if (outcome.ok && pending.failure) {
 		outcome = { ok: false, error: pending.failure };
@@ -340,9 +333,6 @@ async function handle(request) {
 	clearTimeout(pending.timer);
 	pending.settled = true;
 	current = null;
-	// Keep the entry so a late error from this op is recognised as stale; drop it
-	// once it can no longer matter.
-	setTimeout(() => byId.delete(key), 5 * OP_TIMEOUT_MS).unref();
 
 	if (outcome.ok) {
 		let line;

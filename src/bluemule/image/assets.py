@@ -58,16 +58,21 @@ def check_asset_name(name: str) -> None:
         raise ImageError(f"asset name {name!r} {problem}")
 
 
-def create_asset_module(data: bytes, name: str, *, compress: bool = True,
-                        asset_type: int = AssetType.DEFAULT) -> bytes:
+def create_asset_module(
+    data: bytes, name: str, *, compress: bool = True, asset_type: int = AssetType.DEFAULT
+) -> bytes:
     """Wrap raw asset bytes as an asset module, compressed by default."""
     check_asset_name(name)
     exts: list[Extension] = [HashExtension(hashlib.sha256(data).digest()), NameExtension(name)]
     if asset_type != AssetType.DEFAULT:
         exts.append(AssetTypeExtension(asset_type))
     exts.append(ProductDataExtension(0xFFFF, 0xFFFF))
-    prefix = ModulePrefix(start_address=0, end_address=0, function=ModuleFunction.ASSET,
-                          flags=ModuleFlag.DROP_MODULE_INFO)
+    prefix = ModulePrefix(
+        start_address=0,
+        end_address=0,
+        function=ModuleFunction.ASSET,
+        flags=ModuleFlag.DROP_MODULE_INFO,
+    )
     module = build_module(prefix=prefix, body=data, suffix_extensions=exts)
     return compress_module(parse_module(module)) if compress else module
 
@@ -136,18 +141,24 @@ def set_asset_dependencies(app: Module, deps: Sequence[AssetDependencyExtension]
         raise ImageError("asset names must be unique")
     platform = app.platform
     in_prefix = bool(app.flags & ModuleFlag.PREFIX_EXTENSIONS) or (
-        platform is not None and platform.app_grows_left)
+        platform is not None and platform.app_grows_left
+    )
     drop = (ExtensionType.ASSET_DEPENDENCY, ExtensionType.END)
     if in_prefix:
         if app.prefix_offset:
             raise UnsupportedOperationError("prefix extensions need the prefix at offset 0")
-        out = rebuild_module(app, prefix_extensions=[*_without(app.prefix.extensions, *drop),
-                                                     *deps], anchor="end")
+        out = rebuild_module(
+            app, prefix_extensions=[*_without(app.prefix.extensions, *drop), *deps], anchor="end"
+        )
     else:
-        out = rebuild_module(app, suffix_extensions=[*deps, *_without(app.suffix.extensions,
-                                                                       *drop)])
+        out = rebuild_module(
+            app, suffix_extensions=[*deps, *_without(app.suffix.extensions, *drop)]
+        )
     if platform is not None and platform.max_app_size and len(out) > platform.max_app_size:
         raise LimitExceededError(
             f"application would be {len(out)} bytes, {platform.display_name} allows "
-            f"{platform.max_app_size}", limit=platform.max_app_size, actual=len(out))
+            f"{platform.max_app_size}",
+            limit=platform.max_app_size,
+            actual=len(out),
+        )
     return out

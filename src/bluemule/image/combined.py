@@ -28,7 +28,8 @@ def combine_modules(parts: Sequence[bytes], *, max_parts: int = DEVICE_MAX_COMBI
         raise UnsupportedOperationError("nothing to combine")
     if len(parts) > max_parts:
         raise UnsupportedOperationError(
-            f"{len(parts)} modules; Device OS installs at most {max_parts} from one file")
+            f"{len(parts)} modules; Device OS installs at most {max_parts} from one file"
+        )
     modules = [parse_module(p) for p in parts]
     for m in modules:
         if m.is_combined:
@@ -48,27 +49,33 @@ def parse_combined(data: bytes) -> list[Module]:
         try:
             module = parse_module_at_head(data[offset:])
         except MalformedModuleError as exc:
-            raise type(exc)(f"part {len(parts) + 1} at byte {offset}: {exc}",
-                            offset=offset + (exc.offset or 0)) from None
+            raise type(exc)(
+                f"part {len(parts) + 1} at byte {offset}: {exc}", offset=offset + (exc.offset or 0)
+            ) from None
         except NotAModuleError as exc:
             if not parts:
                 raise
-            raise MalformedModuleError(f"part {len(parts) + 1} at byte {offset}: {exc}",
-                                       offset=offset) from None
+            raise MalformedModuleError(
+                f"part {len(parts) + 1} at byte {offset}: {exc}", offset=offset
+            ) from None
         parts.append(module)
         offset += len(module.data)
         if not module.is_combined:
             break
         if offset >= len(data):
-            raise MalformedModuleError("the last part is flagged COMBINED but nothing follows",
-                                       offset=offset)
+            raise MalformedModuleError(
+                "the last part is flagged COMBINED but nothing follows", offset=offset
+            )
     if offset != len(data):
-        raise MalformedModuleError(f"{len(data) - offset} bytes after the last combined part",
-                                   offset=offset)
+        raise MalformedModuleError(
+            f"{len(data) - offset} bytes after the last combined part", offset=offset
+        )
     return parts
 
 
 def split_combined(data: bytes) -> list[bytes]:
     """Split a combined file into standalone modules (COMBINED cleared, checksums renewed)."""
-    return [with_flags(m, m.flags & ~ModuleFlag.COMBINED) if m.is_combined else m.data
-            for m in parse_combined(data)]
+    return [
+        with_flags(m, m.flags & ~ModuleFlag.COMBINED) if m.is_combined else m.data
+        for m in parse_combined(data)
+    ]

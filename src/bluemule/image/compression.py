@@ -28,7 +28,8 @@ METHOD_RAW_DEFLATE: Final = 0
 MAX_DECOMPRESSED_SIZE: Final = 8 * 1024 * 1024
 """No Particle flash holds more than 8 MiB, so no module inflates to more."""
 _COMPRESSIBLE: Final = frozenset(
-    {ModuleFunction.USER_PART, ModuleFunction.SYSTEM_PART, ModuleFunction.ASSET})
+    {ModuleFunction.USER_PART, ModuleFunction.SYSTEM_PART, ModuleFunction.ASSET}
+)
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,12 @@ def compress_module(module: Module, *, level: int = 9) -> bytes:
         raise UnsupportedOperationError("combined modules are compressed part by part")
     if module.function not in _COMPRESSIBLE:
         raise UnsupportedOperationError(
-            "Device OS inflates only user parts, system parts and assets")
+            "Device OS inflates only user parts, system parts and assets"
+        )
     if module.prefix_offset:
         raise UnsupportedOperationError(
-            "Device OS refuses compressed modules whose prefix is behind a vector table")
+            "Device OS refuses compressed modules whose prefix is behind a vector table"
+        )
     data = module.data
     lo, hi = module.body_range
     suffix_at = hi
@@ -84,18 +87,25 @@ def compress_module(module: Module, *, level: int = 9) -> bytes:
     buf += _HEADER.pack(COMPRESSED_HEADER_SIZE, METHOD_RAW_DEFLATE, 0, len(payload))
     buf += stream
     buf += data[suffix_at:]
-    set_end_and_flags(buf, 0, end=module.prefix.start_address + len(buf) - CRC_SIZE,
-                      flags=module.flags | ModuleFlag.COMPRESSED)
+    set_end_and_flags(
+        buf,
+        0,
+        end=module.prefix.start_address + len(buf) - CRC_SIZE,
+        flags=module.flags | ModuleFlag.COMPRESSED,
+    )
     return update_checksums(buf)
 
 
-def inflate_stream(stream: bytes | memoryview, header: CompressedHeader, *,
-                   max_size: int = MAX_DECOMPRESSED_SIZE) -> bytes:
+def inflate_stream(
+    stream: bytes | memoryview, header: CompressedHeader, *, max_size: int = MAX_DECOMPRESSED_SIZE
+) -> bytes:
     """Inflate a raw-Deflate stream to exactly ``header.original_size`` bytes, bounded."""
     if header.original_size > max_size:
         raise LimitExceededError(
             f"compressed module declares {header.original_size} bytes, limit is {max_size}",
-            limit=max_size, actual=header.original_size)
+            limit=max_size,
+            actual=header.original_size,
+        )
     inflater = zlib.decompressobj(-(header.window_bits or 15))
     try:
         out = inflater.decompress(stream, header.original_size + 1)
@@ -103,12 +113,14 @@ def inflate_stream(stream: bytes | memoryview, header: CompressedHeader, *,
         raise CompressionError(f"Deflate stream is corrupt: {exc}") from None
     if len(out) > header.original_size or inflater.unconsumed_tail:
         raise CompressionError(
-            f"Deflate stream inflates past the declared {header.original_size} bytes")
+            f"Deflate stream inflates past the declared {header.original_size} bytes"
+        )
     if not inflater.eof:
         raise CompressionError("Deflate stream is truncated")
     if len(out) != header.original_size:
         raise CompressionError(
-            f"Deflate stream inflates to {len(out)} bytes, header says {header.original_size}")
+            f"Deflate stream inflates to {len(out)} bytes, header says {header.original_size}"
+        )
     if inflater.unused_data:
         raise CompressionError(f"{len(inflater.unused_data)} bytes after the Deflate stream")
     return out
@@ -133,7 +145,10 @@ def decompress_module(module: Module, *, max_size: int = MAX_DECOMPRESSED_SIZE) 
     buf += data[:lo]
     buf += out
     buf += data[hi:]
-    set_end_and_flags(buf, module.prefix_offset,
-                      end=module.prefix.start_address + len(buf) - CRC_SIZE,
-                      flags=module.flags & ~ModuleFlag.COMPRESSED)
+    set_end_and_flags(
+        buf,
+        module.prefix_offset,
+        end=module.prefix.start_address + len(buf) - CRC_SIZE,
+        flags=module.flags & ~ModuleFlag.COMPRESSED,
+    )
     return update_checksums(buf)

@@ -30,13 +30,13 @@ COMPRESSED_HEADER_SIZE: Final = 8
 """``compressed_module_header``: size u16, method u8, window_bits u8, original_size u32."""
 
 PREFIX_START_ALIGNMENT: Final = 8
-"""binary-version-reader ``DEFAULT_START_ALIGNMENT``: modules that grow left start 8-byte aligned."""
+"""binary-version-reader ``DEFAULT_START_ALIGNMENT``: left-growing modules start 8-aligned."""
 
 PREFERRED_PREFIX_OFFSETS: Final = (0, 0x200, 0x184, 0xC0, 0x10C)
 """Where prefixes usually sit: start, nRF52840 vector table, STM32F2 vector table, older ones."""
 
 MAX_PREFIX_OFFSET: Final = 8 * 1024
-"""Prefixes further into a file than this are not looked for (binary-version-reader does the same)."""
+"""Prefixes further in than this are not looked for (as binary-version-reader)."""
 
 
 class ModuleFunction(enum.IntEnum):

@@ -58,8 +58,9 @@ class ProductDataExtension:
 
     def encode(self) -> bytes:
         """Encode as 10 bytes."""
-        return _frame(self.TYPE, _PRODUCT_DATA.pack(self.id_high, self.product_id,
-                                                     self.product_version))
+        return _frame(
+            self.TYPE, _PRODUCT_DATA.pack(self.id_high, self.product_id, self.product_version)
+        )
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,12 @@ class DynamicLocationExtension:
 
     def encode(self) -> bytes:
         """Encode as 16 bytes."""
-        return _frame(self.TYPE, _DYNAMIC_LOCATION.pack(
-            self.module_start_address, self.dynalib_load_address, self.dynalib_start_address))
+        return _frame(
+            self.TYPE,
+            _DYNAMIC_LOCATION.pack(
+                self.module_start_address, self.dynalib_load_address, self.dynalib_start_address
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,9 @@ class DependencyExtension:
 
     def encode(self) -> bytes:
         """Encode as 12 bytes."""
-        return _frame(self.TYPE, _DEPENDENCY.pack(self.function, self.index, self.version,
-                                                  self.target_id))
+        return _frame(
+            self.TYPE, _DEPENDENCY.pack(self.function, self.index, self.version, self.target_id)
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,7 @@ class AssetDependencyExtension:
 
 @dataclass(frozen=True)
 class SecurityModeExtension:
-    """SECURITY_MODE: Device Protection marker in a bootloader, optionally with a DER certificate."""
+    """SECURITY_MODE: Device Protection marker in a bootloader, maybe with a DER certificate."""
 
     TYPE: ClassVar = ExtensionType.SECURITY_MODE
     mode: int
@@ -214,11 +220,12 @@ def _hashed(payload: bytes, what: str, offset: int) -> tuple[int, bytes, bytes]:
 
 def _fixed(payload: bytes, size: int, what: str, offset: int) -> None:
     if len(payload) != size:
-        raise ExtensionError(f"{what} extension payload is {len(payload)} B, expected {size}",
-                             offset=offset)
+        raise ExtensionError(
+            f"{what} extension payload is {len(payload)} B, expected {size}", offset=offset
+        )
 
 
-def decode_extension(ext_type: int, payload: bytes, offset: int = 0) -> Extension:  # noqa: PLR0911
+def decode_extension(ext_type: int, payload: bytes, offset: int = 0) -> Extension:  # noqa: PLR0911, PLR0912 - one case per type
     """Decode one extension's payload (the bytes after its 4-byte header)."""
     match ext_type:
         case ExtensionType.END:
@@ -244,8 +251,9 @@ def decode_extension(ext_type: int, payload: bytes, offset: int = 0) -> Extensio
             return NameExtension(_utf8(payload, "NAME extension", offset))
         case ExtensionType.ASSET_DEPENDENCY:
             hash_type, digest, rest = _hashed(payload, "ASSET_DEPENDENCY", offset)
-            return AssetDependencyExtension(_utf8(rest, "asset dependency name", offset), digest,
-                                            hash_type)
+            return AssetDependencyExtension(
+                _utf8(rest, "asset dependency name", offset), digest, hash_type
+            )
         case ExtensionType.SECURITY_MODE:
             if not payload:
                 raise ExtensionError("SECURITY_MODE extension has no mode byte", offset=offset)
@@ -267,20 +275,23 @@ def decode_extensions(data: bytes, start: int, stop: int) -> tuple[list[Extensio
     pos = start
     while pos < stop:
         if stop - pos < EXTENSION_HEADER_SIZE:
-            raise ExtensionError(f"{stop - pos} stray bytes where an extension header should be",
-                                 offset=pos)
+            raise ExtensionError(
+                f"{stop - pos} stray bytes where an extension header should be", offset=pos
+            )
         ext_type, length = _HEADER.unpack_from(data, pos)
         if ext_type == ExtensionType.INVALID:
             raise ExtensionError("INVALID (0xFFFF) extension type", offset=pos)
         if length < EXTENSION_HEADER_SIZE:
-            raise ExtensionError(f"extension 0x{ext_type:04x} declares length {length}",
-                                 offset=pos)
+            raise ExtensionError(f"extension 0x{ext_type:04x} declares length {length}", offset=pos)
         if pos + length > stop:
             raise ExtensionError(
                 f"extension 0x{ext_type:04x} of {length} B runs {pos + length - stop} B past "
-                "its region", offset=pos)
-        exts.append(decode_extension(ext_type, bytes(data[pos + EXTENSION_HEADER_SIZE:
-                                                          pos + length]), pos))
+                "its region",
+                offset=pos,
+            )
+        exts.append(
+            decode_extension(ext_type, bytes(data[pos + EXTENSION_HEADER_SIZE : pos + length]), pos)
+        )
         pos += length
         if ext_type == ExtensionType.END:
             break

@@ -100,17 +100,41 @@ class ModulePrefix:
     def pack(self) -> bytes:
         """The 24 fixed bytes (extensions not included)."""
         d1, d2 = self.dependency, self.dependency2
-        return _PREFIX.pack(self.start_address, self.end_address, self.mcu_target, self.flags,
-                            self.module_version, self.platform_id, self.function, self.index,
-                            d1.function, d1.index, d1.version, d2.function, d2.index, d2.version)
+        return _PREFIX.pack(
+            self.start_address,
+            self.end_address,
+            self.mcu_target,
+            self.flags,
+            self.module_version,
+            self.platform_id,
+            self.function,
+            self.index,
+            d1.function,
+            d1.index,
+            d1.version,
+            d2.function,
+            d2.index,
+            d2.version,
+        )
 
     @classmethod
     def unpack(cls, data: bytes | memoryview, offset: int = 0) -> ModulePrefix:
         """Read the 24 fixed bytes at ``offset``."""
-        (start, end, mcu, flags, version, platform, function, index,
-         f1, i1, v1, f2, i2, v2) = _PREFIX.unpack_from(data, offset)
-        return cls(start, end, function, index, platform, version, flags, mcu,
-                   Dependency(f1, i1, v1), Dependency(f2, i2, v2))
+        (start, end, mcu, flags, version, platform, function, index, f1, i1, v1, f2, i2, v2) = (
+            _PREFIX.unpack_from(data, offset)
+        )
+        return cls(
+            start,
+            end,
+            function,
+            index,
+            platform,
+            version,
+            flags,
+            mcu,
+            Dependency(f1, i1, v1),
+            Dependency(f2, i2, v2),
+        )
 
 
 @dataclass(frozen=True)
@@ -192,8 +216,7 @@ class Module:
     @property
     def body_range(self) -> tuple[int, int]:
         """Offsets of the bytes between the prefix (with extensions) and the suffix."""
-        return (self.prefix_offset + self.prefix_size,
-                len(self.data) - CRC_SIZE - self.suffix.size)
+        return (self.prefix_offset + self.prefix_size, len(self.data) - CRC_SIZE - self.suffix.size)
 
     @property
     def extensions(self) -> tuple[Extension, ...]:
@@ -234,14 +257,16 @@ def _prefix_score(data: bytes | memoryview, offset: int) -> tuple[int, bool]:
         if dep.is_none and (dep.index or dep.version):
             return 0, False
     exact = len(data) == size
-    score = 1 + sum((
-        p.platform_id in DEVICE_PLATFORM_IDS,
-        p.function in _KNOWN_FUNCTIONS,
-        p.dependency.function in _KNOWN_FUNCTIONS,
-        p.dependency2.function in _KNOWN_FUNCTIONS,
-        exact,
-        not (p.flags & ~KNOWN_FLAGS),
-    ))
+    score = 1 + sum(
+        (
+            p.platform_id in DEVICE_PLATFORM_IDS,
+            p.function in _KNOWN_FUNCTIONS,
+            p.dependency.function in _KNOWN_FUNCTIONS,
+            p.dependency2.function in _KNOWN_FUNCTIONS,
+            exact,
+            not (p.flags & ~KNOWN_FLAGS),
+        )
+    )
     return score, exact
 
 
@@ -259,8 +284,10 @@ def find_prefix_offset(data: bytes | memoryview) -> int:
     if len(data) < PREFIX_SIZE + MIN_SUFFIX_SIZE + CRC_SIZE:
         raise NotAModuleError(f"{len(data)} bytes is too short for a Particle module")
     last = min(MAX_PREFIX_OFFSET, len(data) - MIN_SUFFIX_SIZE - PREFIX_SIZE - CRC_SIZE)
-    candidates = [*PREFERRED_PREFIX_OFFSETS,
-                  *(o for o in range(4, last + 1, 4) if o not in PREFERRED_PREFIX_OFFSETS)]
+    candidates = [
+        *PREFERRED_PREFIX_OFFSETS,
+        *(o for o in range(4, last + 1, 4) if o not in PREFERRED_PREFIX_OFFSETS),
+    ]
     fallback: int | None = None
     for offset in candidates:
         score, exact = _prefix_score(data, offset)
@@ -287,12 +314,14 @@ def _read_suffix(data: bytes, low: int) -> ModuleSuffix:
     start = n - CRC_SIZE - size
     if size < MIN_SUFFIX_SIZE or start < low:
         raise MalformedModuleError(
-            f"suffix size {size} does not fit a module of {n} bytes", offset=n - CRC_SIZE - 2)
+            f"suffix size {size} does not fit a module of {n} bytes", offset=n - CRC_SIZE - 2
+        )
     if size == MIN_SUFFIX_SIZE:
         return ModuleSuffix(size, sha, reserved)
     if size < MIN_SUFFIX_SIZE + SUFFIX_PRODUCT_SIZE:
-        raise MalformedModuleError(f"suffix size {size} leaves {size - MIN_SUFFIX_SIZE} "
-                                   "unaccounted bytes", offset=start)
+        raise MalformedModuleError(
+            f"suffix size {size} leaves {size - MIN_SUFFIX_SIZE} unaccounted bytes", offset=start
+        )
     product_at = base - SUFFIX_PRODUCT_SIZE
     pid, pver = _PRODUCT_RAW.unpack_from(data, product_at)
     if size == MIN_SUFFIX_SIZE + SUFFIX_PRODUCT_SIZE:
@@ -301,14 +330,17 @@ def _read_suffix(data: bytes, low: int) -> ModuleSuffix:
     last = exts[-1]
     if pos == base:
         if isinstance(last, ProductDataExtension):
-            return ModuleSuffix(size, sha, reserved, last.product_id, last.product_version,
-                                extensions=tuple(exts))
+            return ModuleSuffix(
+                size, sha, reserved, last.product_id, last.product_version, extensions=tuple(exts)
+            )
         return ModuleSuffix(size, sha, reserved, extensions=tuple(exts))
     if pos == product_at:
-        return ModuleSuffix(size, sha, reserved, pid, pver, raw_product=True,
-                            extensions=tuple(exts))
-    raise ExtensionError(f"{base - pos} bytes between the suffix extensions and the suffix base",
-                         offset=pos)
+        return ModuleSuffix(
+            size, sha, reserved, pid, pver, raw_product=True, extensions=tuple(exts)
+        )
+    raise ExtensionError(
+        f"{base - pos} bytes between the suffix extensions and the suffix base", offset=pos
+    )
 
 
 def parse_module_at_head(data: bytes) -> Module:
@@ -341,7 +373,8 @@ def parse_module(data: bytes) -> Module:
         kind = "a combined module" if module.is_combined else "trailing bytes"
         raise MalformedModuleError(
             f"{len(data) - len(module.data)} bytes after the module's declared end ({kind})",
-            offset=len(module.data))
+            offset=len(module.data),
+        )
     return module
 
 
@@ -378,9 +411,16 @@ def _terminated(exts: Sequence[Extension], *, product_ext_ends: bool) -> tuple[E
     return (*exts, EndExtension())
 
 
-def build_module(*, prefix: ModulePrefix, body: bytes, suffix_extensions: Sequence[Extension] = (),
-                 product: tuple[int, int] | None = None, reserved: int = 0, head: bytes = b"",
-                 anchor: Literal["start", "end"] = "start") -> bytes:
+def build_module(
+    *,
+    prefix: ModulePrefix,
+    body: bytes,
+    suffix_extensions: Sequence[Extension] = (),
+    product: tuple[int, int] | None = None,
+    reserved: int = 0,
+    head: bytes = b"",
+    anchor: Literal["start", "end"] = "start",
+) -> bytes:
     """Assemble a module and compute addresses, sizes and checksums.
 
     ``anchor="start"`` keeps ``prefix.start_address`` and computes the end;
@@ -397,12 +437,21 @@ def build_module(*, prefix: ModulePrefix, body: bytes, suffix_extensions: Sequen
         if head:
             raise MalformedModuleError("prefix extensions need the prefix at offset 0")
     suffix_exts = _terminated(suffix_extensions, product_ext_ends=product is None)
-    suffix_size = (MIN_SUFFIX_SIZE + len(encode_extensions(suffix_exts))
-                   + (SUFFIX_PRODUCT_SIZE if product is not None else 0))
+    suffix_size = (
+        MIN_SUFFIX_SIZE
+        + len(encode_extensions(suffix_exts))
+        + (SUFFIX_PRODUCT_SIZE if product is not None else 0)
+    )
     if suffix_size > MAX_SUFFIX_SIZE:
         raise ExtensionError(f"suffix of {suffix_size} bytes is larger than 65535")
-    length = (len(head) + PREFIX_SIZE + len(encode_extensions(prefix_exts)) + len(body)
-              + suffix_size + CRC_SIZE)
+    length = (
+        len(head)
+        + PREFIX_SIZE
+        + len(encode_extensions(prefix_exts))
+        + len(body)
+        + suffix_size
+        + CRC_SIZE
+    )
     start, end = prefix.start_address, prefix.end_address
     if anchor == "end":
         start = end - (length - CRC_SIZE)
@@ -410,15 +459,22 @@ def build_module(*, prefix: ModulePrefix, body: bytes, suffix_extensions: Sequen
         if pad:
             prefix_exts[-1] = EndExtension(pad)
             start -= pad
-        suffix_exts = tuple(replace(e, module_start_address=start)
-                            if isinstance(e, DynamicLocationExtension) else e
-                            for e in suffix_exts)
+        suffix_exts = tuple(
+            replace(e, module_start_address=start) if isinstance(e, DynamicLocationExtension) else e
+            for e in suffix_exts
+        )
     else:
         end = start + length - CRC_SIZE
     if start < 0 or end > 0xFFFFFFFF:
         raise MalformedModuleError(f"module does not fit the address space (start {start:#x})")
     fixed = replace(prefix, start_address=start, end_address=end, flags=flags, extensions=())
-    parts = [head, fixed.pack(), encode_extensions(prefix_exts), body, encode_extensions(suffix_exts)]
+    parts = [
+        head,
+        fixed.pack(),
+        encode_extensions(prefix_exts),
+        body,
+        encode_extensions(suffix_exts),
+    ]
     if product is not None:
         parts.append(_PRODUCT_RAW.pack(*product))
     parts.append(_SUFFIX_BASE.pack(reserved, bytes(SHA256_SIZE), suffix_size))
@@ -426,9 +482,13 @@ def build_module(*, prefix: ModulePrefix, body: bytes, suffix_extensions: Sequen
     return update_checksums(bytearray(b"".join(parts)))
 
 
-def rebuild_module(module: Module, *, prefix_extensions: Sequence[Extension] | None = None,
-                   suffix_extensions: Sequence[Extension] | None = None,
-                   anchor: Literal["start", "end"] = "start") -> bytes:
+def rebuild_module(
+    module: Module,
+    *,
+    prefix_extensions: Sequence[Extension] | None = None,
+    suffix_extensions: Sequence[Extension] | None = None,
+    anchor: Literal["start", "end"] = "start",
+) -> bytes:
     """The same module with other extensions, keeping head, body, product data and flags."""
     lo, hi = module.body_range
     s = module.suffix
@@ -440,8 +500,12 @@ def rebuild_module(module: Module, *, prefix_extensions: Sequence[Extension] | N
         raw: tuple[int, int] | None = (product[0], product[1])
     else:
         raw = None
-    return build_module(prefix=prefix, body=module.data[lo:hi],
-                        suffix_extensions=s.extensions if suffix_extensions is None
-                        else suffix_extensions,
-                        product=raw, reserved=s.reserved, head=module.data[:module.prefix_offset],
-                        anchor=anchor)
+    return build_module(
+        prefix=prefix,
+        body=module.data[lo:hi],
+        suffix_extensions=s.extensions if suffix_extensions is None else suffix_extensions,
+        product=raw,
+        reserved=s.reserved,
+        head=module.data[: module.prefix_offset],
+        anchor=anchor,
+    )

@@ -47,7 +47,9 @@ class AssetLimits:
 
     def storage_size(self, module_size: int) -> int:
         """Bytes of storage an asset module of ``module_size`` bytes takes."""
-        return math.ceil(module_size / (self.block_size - self.per_block_overhead)) * self.block_size
+        return (
+            math.ceil(module_size / (self.block_size - self.per_block_overhead)) * self.block_size
+        )
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,9 @@ PLATFORMS: Final[tuple[Platform, ...]] = (
     Platform(23, "bsom", "B-SoM", 3, _NRF, _GEN3_APP, _NRF_OTA, assets=_ASSETS_4MB),
     Platform(24, "xsom", "X-SoM", 3, _NRF, 131_072, _NRF_OTA),
     Platform(25, "b5som", "B5-SoM", 3, _NRF, _GEN3_APP, None, assets=_ASSETS_8MB),
-    Platform(26, "tracker", "Asset Tracker / Monitor One", 3, _NRF, _GEN3_APP, None,
-             assets=_ASSETS_8MB),
+    Platform(
+        26, "tracker", "Asset Tracker / Monitor One", 3, _NRF, _GEN3_APP, None, assets=_ASSETS_8MB
+    ),
     Platform(28, "trackerm", "Tracker-M", 3, _RTL, _RTL_APP, _RTL_OTA, True, _ASSETS_RTL),
     Platform(31, "raspi", "Raspberry Pi", -1, McuFamily.OTHER),
     Platform(32, "p2", "Photon 2 / P2", 4, _RTL, _RTL_APP, _RTL_OTA, True, _ASSETS_RTL),
