@@ -272,9 +272,10 @@ class Pending {
 let current = null;
 
 // Requests run one at a time, so an error that escapes every promise chain is blamed
-// on the request in flight. (AsyncLocalStorage cannot do better here: unzipper's
-// bluebird scheduler runs the library's 'entry' handlers in the async context of an
-// *earlier* request about a third of the time.) With nothing in flight it is logged.
+// on the request in flight. (AsyncLocalStorage is no help: the rejections thrown from
+// unpackApplicationAndAssetBundle's unzip 'entry' handlers carried the async context of
+// the *previous* request about a third of the time in testing, presumably through
+// unzipper's bluebird scheduling.) With nothing in flight the error is logged to stderr.
 function onStrayError(kind, err) {
 	if (current && current.failAsync(err)) {
 		return;

@@ -1,0 +1,27 @@
+"""Entry point: ``bluemule <group> <command>``."""
+
+from __future__ import annotations
+
+import click
+
+from bluemule import __version__
+from bluemule.cli.common import debug_tracebacks
+from bluemule.cli.image import image
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="bluemule")
+def cli() -> None:
+    """bluemule: a phone or gateway as a data mule for offline Particle fleets.
+
+    Exit status: 0 ok, 1 a check failed, 2 bad input or usage, 70 internal error.
+    """
+
+
+cli.add_command(image)
+
+
+def main() -> None:
+    """Run the CLI; library errors become one-line messages, never tracebacks."""
+    with debug_tracebacks():
+        cli.main(prog_name="bluemule")
