@@ -30,10 +30,10 @@ def combine_modules(parts: Sequence[bytes], *, max_parts: int = DEVICE_MAX_COMBI
         raise UnsupportedOperationError(
             f"{len(parts)} modules; Device OS installs at most {max_parts} from one file"
         )
-    modules = [parse_module(p) for p in parts]
-    for m in modules:
-        if m.is_combined:
+    for part in parts:
+        if parse_module_at_head(part).is_combined:
             raise UnsupportedOperationError("a module is already combined; split it first")
+    modules = [parse_module(p) for p in parts]
     out = [with_flags(m, m.flags | ModuleFlag.COMBINED) for m in modules[:-1]]
     out.append(modules[-1].data)
     return b"".join(out)

@@ -367,7 +367,7 @@ def parse_module_at_head(data: bytes) -> Module:
 
 
 def parse_module(data: bytes) -> Module:
-    """Parse exactly one module; trailing bytes are an error (see ``read_image`` for files)."""
+    """Parse exactly one module; trailing bytes are an error (see ``parse_combined``)."""
     module = parse_module_at_head(data)
     if len(module.data) != len(data):
         kind = "a combined module" if module.is_combined else "trailing bytes"
