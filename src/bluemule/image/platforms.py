@@ -88,9 +88,9 @@ _RTL: Final = McuFamily.RTL872X
 PLATFORMS: Final[tuple[Platform, ...]] = (
     Platform(0, "core", "Core", 1, McuFamily.STM32F1),
     Platform(3, "gcc", "GCC", -1, McuFamily.OTHER),
-    Platform(6, "photon", "Photon", 2, McuFamily.STM32F2),
-    Platform(8, "p1", "P1", 2, McuFamily.STM32F2),
-    Platform(10, "electron", "Electron", 2, McuFamily.STM32F2),
+    Platform(6, "photon", "Photon", 2, McuFamily.STM32F2, 131_072),
+    Platform(8, "p1", "P1", 2, McuFamily.STM32F2, 131_072),
+    Platform(10, "electron", "Electron", 2, McuFamily.STM32F2, 131_072),
     Platform(11, "esp32", "ESP32", -1, McuFamily.OTHER),
     Platform(12, "argon", "Argon", 3, _NRF, _GEN3_APP, _NRF_OTA, assets=_ASSETS_4MB),
     Platform(13, "boron", "Boron", 3, _NRF, _GEN3_APP, _NRF_OTA, assets=_ASSETS_4MB),
@@ -112,8 +112,8 @@ PLATFORMS: Final[tuple[Platform, ...]] = (
     Platform(42, "tachyon", "Tachyon", -1, McuFamily.OTHER),
     Platform(43, "linux", "Linux", -1, McuFamily.OTHER),
     Platform(82, "oak", "Oak", -1, McuFamily.OTHER),
-    Platform(88, "duo", "Duo", -1, McuFamily.OTHER),
-    Platform(103, "bluz", "Bluz", -1, McuFamily.OTHER),
+    Platform(88, "duo", "Duo", -1, McuFamily.STM32F2),
+    Platform(103, "bluz", "Bluz", -1, McuFamily.STM32F2),
 )
 
 _BY_ID: Final = {p.id: p for p in PLATFORMS}
