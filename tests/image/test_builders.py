@@ -10,10 +10,14 @@ import pytest
 from bluemule.image import (
     BundleError,
     DynamicLocationExtension,
+    HashExtension,
+    ImageError,
     LimitExceededError,
     ModuleFlag,
     ModuleFunction,
     ModulePrefix,
+    NameExtension,
+    ProductDataExtension,
     UnsupportedOperationError,
     asset_dependency,
     build_module,
@@ -216,3 +220,20 @@ def test_real_bundles_are_read() -> None:
     for name in ("bundle.zip", "bundle_app_1719510886367.zip"):
         check = check_bundle(read_bundle((BUNDLES / name).read_bytes()))
         assert check.ok and sorted(check.bundle.assets) == ["cat.txt", "house.txt", "water.txt"]
+
+
+def test_unwrap_refuses_asset_names_that_are_paths() -> None:
+    prefix = ModulePrefix(
+        start_address=0,
+        end_address=0,
+        function=ModuleFunction.ASSET,
+        flags=ModuleFlag.DROP_MODULE_INFO,
+    )
+    exts = [
+        HashExtension(hashlib.sha256(b"x").digest()),
+        NameExtension("../etc/passwd"),
+        ProductDataExtension(0xFFFF, 0xFFFF),
+    ]
+    module = parse_module(build_module(prefix=prefix, body=b"x", suffix_extensions=exts))
+    with pytest.raises(ImageError, match="path separator"):
+        unwrap_asset_module(module)

@@ -107,6 +107,7 @@ def unwrap_asset_module(module: Module) -> AssetContent:
     name = module.asset_name
     if name is None:
         raise UnsupportedOperationError("asset module has no NAME extension")
+    check_asset_name(name)  # it becomes a file name on the device and maybe on disk
     lo, hi = module.body_range
     return AssetContent(name, module.data[lo:hi], module.asset_hash)
 

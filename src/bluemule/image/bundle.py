@@ -1,16 +1,21 @@
 """Application + asset bundles: the zip ``particle compile`` produces.
 
 Layout (``shared/reference/particle.md`` §2.1): one application ``.bin`` at the root,
-raw asset files under ``assets/``, optionally ``env.json`` (or ``env/*.json``, as newer
-binary-version-reader writes). Reading is defensive: entry names are checked for
-path traversal and duplicates, and sizes are bounded before and while inflating.
+raw asset files under ``assets/``, optionally env vars: read from ``env.json`` or
+``env/*.json``, written as ``env/env-vars.json`` as binary-version-reader writes them
+(its unpacker takes any root file for the application). Reading is defensive: entry
+names are checked for path traversal and duplicates, and sizes are bounded before and
+while inflating.
 """
 
 from __future__ import annotations
 
 import io
+import lzma
 import posixpath
+import struct
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -25,6 +30,8 @@ from bluemule.image.errors import BundleError, ImageError, LimitExceededError
 from bluemule.image.module import Module, parse_module
 
 ASSETS_DIR: Final = "assets"
+ENV_ENTRY: Final = "env/env-vars.json"
+"""Where ``write_bundle`` puts env vars, as ``createApplicationAndAssetBundle`` does."""
 MAX_ENTRIES: Final = 1024
 MAX_ENTRY_SIZE: Final = 16 * 1024 * 1024
 """Larger than any application or asset a Particle device can hold."""
@@ -32,6 +39,21 @@ MAX_TOTAL_SIZE: Final = 64 * 1024 * 1024
 _IGNORED_NAMES: Final = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 _ZIP_MAGICS: Final = (b"PK\x03\x04", b"PK\x05\x06")
 _FIXED_TIME: Final = (2020, 1, 1, 0, 0, 0)
+# End of central directory: signature, disk, cd disk, entries here, entries total, cd size,
+# cd offset, comment length. It sits in the last 22 + 65535 (comment) bytes.
+_EOCD: Final = struct.Struct("<4sHHHHIIH")
+assert _EOCD.size == 22
+_EOCD_SEARCH: Final = _EOCD.size + 0xFFFF
+_ENTRY_ERRORS: Final = (
+    zipfile.BadZipFile,
+    OSError,  # bzip2
+    EOFError,
+    NotImplementedError,  # compression method
+    RuntimeError,  # encrypted
+    zlib.error,  # Deflate: zipfile lets it through
+    lzma.LZMAError,
+    ValueError,  # negative seek to a lying header offset, a name flagged UTF-8 that is not
+)
 
 
 def looks_like_zip(data: bytes) -> bool:
@@ -70,13 +92,20 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) ->
             limit=limit,
             actual=info.file_size,
         )
-    with archive.open(info) as handle:
-        data = handle.read(limit + 1)
+    try:
+        with archive.open(info) as handle:
+            data = handle.read(info.file_size + 1)  # not limit + 1: zipfile inflates that much
+    except _ENTRY_ERRORS as exc:
+        raise BundleError(f"bundle entry {info.filename!r} is corrupt: {exc}") from None
     if len(data) > limit:
         raise LimitExceededError(
             f"bundle entry {info.filename!r} inflates past {limit} bytes",
             limit=limit,
             actual=len(data),
+        )
+    if len(data) != info.file_size:  # zipfile stops at the first end it sees and does not check
+        raise BundleError(
+            f"bundle entry {info.filename!r} declares {info.file_size} bytes but holds {len(data)}"
         )
     return data
 
@@ -99,12 +128,32 @@ def _check_bundle_asset_name(name: str) -> None:
         raise BundleError(str(exc)) from None
 
 
+def _declared_entry_count(data: bytes) -> int | None:
+    """Entries the end-of-central-directory record declares, before zipfile parses them all."""
+    eocd = data.rfind(b"PK\x05\x06", max(0, len(data) - _EOCD_SEARCH))
+    if eocd < 0 or eocd + _EOCD.size > len(data):
+        return None
+    return int(_EOCD.unpack_from(data, eocd)[4])
+
+
 def read_bundle(data: bytes) -> Bundle:
     """Read a bundle zip. Raises :class:`BundleError` or :class:`LimitExceededError`."""
+    declared = _declared_entry_count(data)
+    if declared is not None and declared > MAX_ENTRIES:  # 0xFFFF: zip64, never a bundle
+        raise LimitExceededError(
+            f"bundle has {declared} entries", limit=MAX_ENTRIES, actual=declared
+        )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,  # "zip file version 7.4": a mangled central directory
+    ) as exc:
         raise BundleError(f"not a readable zip: {exc}") from None
     if len(infos) > MAX_ENTRIES:
         raise LimitExceededError(
@@ -127,10 +176,7 @@ def read_bundle(data: bytes) -> Bundle:
         if role == "ignored":
             ignored.append(name)
             continue
-        try:
-            content = _read_entry(archive, info, budget)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
-            raise BundleError(f"bundle entry {name!r} is corrupt: {exc}") from None
+        content = _read_entry(archive, info, budget)
         budget -= len(content)
         base = posixpath.basename(name)
         if role == "asset":
@@ -161,6 +207,9 @@ def write_bundle(
     names = [n for n, _ in assets]
     if len(set(names)) != len(names):
         raise BundleError("two assets have the same name")
+    skipped = sorted(set(names) & _IGNORED_NAMES)
+    if skipped:  # read_bundle would drop them and the app would miss them
+        raise BundleError(f"asset names {skipped} are ignored when a bundle is read")
     module = parse_module(app)
     deps = [asset_dependency(n, d) for n, d in assets]
     if deps or module.asset_dependencies:
@@ -169,7 +218,9 @@ def write_bundle(
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         entries = [(app_name, app), *((f"{ASSETS_DIR}/{n}", d) for n, d in assets)]
         if env is not None:
-            entries.append(("env.json", env))
+            # Where binary-version-reader writes it: its unpacker takes every file at the
+            # root for the application and rejects a bundle with two.
+            entries.append((ENV_ENTRY, env))
         for name, content in entries:
             info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED

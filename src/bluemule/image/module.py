@@ -14,6 +14,7 @@ CRC-32 (zlib) covers all but the last 4 bytes; SHA-256 all but the last 38.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 import zlib
 from collections.abc import Sequence
@@ -239,24 +240,28 @@ class Module:
         return next((e.hash for e in self.extensions if isinstance(e, HashExtension)), None)
 
 
-def _prefix_score(data: bytes | memoryview, offset: int) -> tuple[int, bool]:
+def _prefix_score(
+    data: bytes | memoryview, offset: int, length: int | None = None
+) -> tuple[int, bool]:
     """binary-version-reader's plausibility score (0–7) of a prefix at ``offset``.
 
     Returns (score, exact_size). A score of 0 means impossible (end ≤ start, function
-    NONE, a NONE dependency with index/version set, or bigger than the data).
+    NONE, a NONE dependency with index/version set, or bigger than the data). ``length``
+    scores the prefix as if the file were that long (to tell a truncated file).
     """
+    length = len(data) if length is None else length  # a file as long as ``length``
     if offset + PREFIX_SIZE > len(data):
         return 0, False
     p = ModulePrefix.unpack(data, offset)
     if p.end_address <= p.start_address or p.function == ModuleFunction.NONE:
         return 0, False
     size = p.end_address - p.start_address + CRC_SIZE
-    if len(data) < size:
+    if length < size:
         return 0, False
     for dep in (p.dependency, p.dependency2):
         if dep.is_none and (dep.index or dep.version):
             return 0, False
-    exact = len(data) == size
+    exact = length == size
     score = 1 + sum(
         (
             p.platform_id in DEVICE_PLATFORM_IDS,
@@ -271,33 +276,66 @@ def _prefix_score(data: bytes | memoryview, offset: int) -> tuple[int, bool]:
 
 
 _FULL_SCORE: Final = 7
+_MAX_CRC_CHECKS: Final = 4
+"""CRC-32 checks among flawed candidate prefixes, at most (a hostile file can hold hundreds)."""
 
 
 def find_prefix_offset(data: bytes | memoryview) -> int:
     """Where the module prefix sits: 0, 0x200 (nRF52840), 0x20 (RTL872x bootloader) or others.
 
     Tries the usual offsets, then every 4-byte-aligned offset up to 8 KiB, as
-    binary-version-reader does. A prefix whose only flaw is that the data is longer
-    than it declares (padding, a combined module) is accepted when nothing better is
-    found. Raises :class:`NotAModuleError` when no offset holds a plausible prefix.
+    binary-version-reader does. A prefix with a single flaw (the data is longer than
+    it declares — padding, a combined module — or one unknown platform, function or
+    flag value) is accepted when nothing better is found; among several, the first whose
+    declared module passes its CRC-32 (in a combined file a later part's prefix can sit
+    where this part's is looked for first). Raises :class:`NotAModuleError` when no
+    offset holds a plausible prefix.
     """
     if len(data) < PREFIX_SIZE + MIN_SUFFIX_SIZE + CRC_SIZE:
         raise NotAModuleError(f"{len(data)} bytes is too short for a Particle module")
     last = min(MAX_PREFIX_OFFSET, len(data) - MIN_SUFFIX_SIZE - PREFIX_SIZE - CRC_SIZE)
-    candidates = [
-        *PREFERRED_PREFIX_OFFSETS,
-        *(o for o in range(4, last + 1, 4) if o not in PREFERRED_PREFIX_OFFSETS),
-    ]
+    candidates = itertools.chain(
+        PREFERRED_PREFIX_OFFSETS,
+        (o for o in range(4, last + 1, 4) if o not in PREFERRED_PREFIX_OFFSETS),
+    )
     fallback: int | None = None
+    verified = False
+    checks = 0  # each check hashes up to all of ``data``: decoy prefixes must not multiply it
     for offset in candidates:
-        score, exact = _prefix_score(data, offset)
+        score, _ = _prefix_score(data, offset)
         if score == _FULL_SCORE:
             return offset
-        if fallback is None and not exact and score == _FULL_SCORE - 1:
-            fallback = offset
+        if score == _FULL_SCORE - 1 and not verified:
+            if checks < _MAX_CRC_CHECKS:
+                checks += 1
+                verified = _crc_verifies(data, offset)
+            if fallback is None or verified:
+                fallback = offset
     if fallback is None:
-        raise NotAModuleError("no Particle module prefix found")
+        raise NotAModuleError("no Particle module prefix found" + _truncation_hint(data))
     return fallback
+
+
+def _truncation_hint(data: bytes | memoryview) -> str:
+    """Say so when a usual prefix would be valid if the file were as long as it declares."""
+    for offset in PREFERRED_PREFIX_OFFSETS:
+        if offset + PREFIX_SIZE > len(data):
+            continue
+        p = ModulePrefix.unpack(data, offset)
+        size = p.end_address - p.start_address + CRC_SIZE
+        if size > len(data) and _prefix_score(data, offset, size) == (_FULL_SCORE, True):
+            return (
+                f" (the prefix at {offset:#x} declares {size} bytes, {len(data)} are here: "
+                "is the file truncated?)"
+            )
+    return ""
+
+
+def _crc_verifies(data: bytes | memoryview, prefix_offset: int) -> bool:
+    """Whether the module the prefix at ``prefix_offset`` declares has a matching CRC-32."""
+    size = declared_size(data, prefix_offset)
+    (stored,) = _CRC.unpack_from(data, size - CRC_SIZE)
+    return bool(zlib.crc32(memoryview(data)[: size - CRC_SIZE]) == stored)
 
 
 def declared_size(data: bytes | memoryview, prefix_offset: int) -> int:
@@ -349,10 +387,10 @@ def parse_module_at_head(data: bytes) -> Module:
     size = declared_size(data, offset)
     if size > len(data):
         raise MalformedModuleError(f"prefix declares {size} bytes but only {len(data)} are there")
-    mod = data if size == len(data) else data[:size]
-    prefix = ModulePrefix.unpack(mod, offset)
-    if size < offset + PREFIX_SIZE + MIN_SUFFIX_SIZE + CRC_SIZE:
+    if size < offset + PREFIX_SIZE + MIN_SUFFIX_SIZE + CRC_SIZE:  # before slicing: see below
         raise MalformedModuleError(f"declared size {size} is too small for prefix and suffix")
+    mod = data if size == len(data) else data[:size]
+    prefix = ModulePrefix.unpack(mod, offset)  # needs size >= offset + 24
     suffix = _read_suffix(mod, offset + PREFIX_SIZE)
     prefix_size = PREFIX_SIZE
     if prefix.flags & ModuleFlag.PREFIX_EXTENSIONS:
@@ -397,6 +435,8 @@ def with_flags(module: Module, flags: int) -> bytes:
 
 def set_end_and_flags(buf: bytearray, prefix_offset: int, *, end: int, flags: int) -> None:
     """Patch ``module_end_address`` and flags of the prefix in ``buf``."""
+    if end > 0xFFFFFFFF:  # start near the top of the address space, then grown
+        raise MalformedModuleError(f"module does not fit the address space (end {end:#x})")
     struct.pack_into("<I", buf, prefix_offset + _END_ADDRESS_OFFSET, end)
     buf[prefix_offset + _FLAGS_OFFSET] = flags
 
