@@ -10,6 +10,7 @@ import pytest
 from bluemule.image import (
     BundleError,
     DynamicLocationExtension,
+    Extension,
     HashExtension,
     ImageError,
     LimitExceededError,
@@ -229,7 +230,7 @@ def test_unwrap_refuses_asset_names_that_are_paths() -> None:
         function=ModuleFunction.ASSET,
         flags=ModuleFlag.DROP_MODULE_INFO,
     )
-    exts = [
+    exts: list[Extension] = [
         HashExtension(hashlib.sha256(b"x").digest()),
         NameExtension("../etc/passwd"),
         ProductDataExtension(0xFFFF, 0xFFFF),
