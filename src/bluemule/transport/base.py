@@ -45,6 +45,10 @@ class GattServerSpec:
     device_name: str = "bluemule"
     advertising_data: bytes = b""
     """Raw AD structures (length, type, data…) to advertise besides flags and name."""
+    service_uuid_in_scan_response: bool = False
+    """Advertise ``advertising_data`` beside the flags and move the 128-bit service UUID to
+    the scan response: legacy advertising holds 31 bytes, and bluemule's manufacturer data
+    (26 with its header) and the UUID (18) do not fit together."""
 
 
 class PeripheralLink(Protocol):
