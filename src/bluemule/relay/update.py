@@ -100,7 +100,13 @@ async def push_update(
     conn = await open_link(time.monotonic() + policy.reboot_timeout)
     if conn is None:
         return UpdateReport(session.interrupted("could not connect to the device"), 0.0, 0)
-    while (action := session.next_action()) is not None:
+    while True:
+        # Deliver what arrived meanwhile before deciding: a response or a gap report
+        # changes what comes next.
+        while not conn.inbox.empty():
+            session.on_notification(*conn.inbox.get_nowait())
+        if (action := session.next_action()) is None:
+            break
         try:
             await _perform(action, session, conn, policy, use_notifications)
             if isinstance(action, ReconnectAfterReset):
@@ -138,9 +144,6 @@ async def _perform(
     policy: UpdatePolicy,
     use_notifications: bool,
 ) -> None:
-    # Deliver notifications that arrived meanwhile first: a gap report rewinds at once.
-    while not conn.inbox.empty():
-        session.on_notification(*conn.inbox.get_nowait())
     match action:
         case Write(uuid=uuid, value=value, response=response):
             await conn.link.write(uuid, value, response=response)
