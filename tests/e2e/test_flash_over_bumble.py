@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 
 from bluemule.emulator import make_app
+from bluemule.image import parse_module
 from bluemule.protocol.client_session import Outcome
+from bluemule.protocol.constants import DATA_UUID
 from bluemule.protocol.release import build_release, parse_device_id
-from bluemule.relay.update import UpdatePolicy, push_update
+from bluemule.relay.update import UpdatePolicy, UpdateReport, push_update
+from bluemule.transport.base import CentralLink, Connector
+from bluemule.transport.faults import DisconnectAfterBytes
 from tests.e2e.harness import DEVICE_IDS, KEY, new_device, served
 from tests.image.fixtures import ASSETS
 
@@ -51,3 +55,43 @@ def test_bundle_with_three_assets_installs(tmp_path: Path, platform: str) -> Non
     assert sorted(a["name"] for a in shown["assets"]) == sorted(assets)
     app_sha = release.manifest.app.content_sha256.hex()  # type: ignore[union-attr]
     assert shown["app"]["sha256"] == app_sha
+
+
+def cutting_connector(connector: Connector, cuts: list[int]) -> Connector:
+    """Each new link drops after the next number of DATA bytes, until none are left."""
+    remaining = list(cuts)
+
+    async def connect() -> CentralLink:
+        link = await connector()
+        if remaining:
+            return DisconnectAfterBytes(link, remaining.pop(0), uuid=DATA_UUID)
+        return link
+
+    return connect
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_disconnects_at_random_offsets_resume(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    device = new_device(tmp_path / "dev", "boron")
+    assets = {"noise.bin": random.Random(seed).randbytes(30_000)}
+    app = make_app("boron", tag=f"seed{seed}", assets=assets, body_size=40_000)
+    release = build_release(
+        key=KEY,
+        device_id=parse_device_id(DEVICE_IDS["boron"]),
+        app=app,
+        assets=sorted(assets.items()),
+        release_counter=1,
+    )
+    cuts = [rng.randrange(1, 20_000) for _ in range(3)]
+
+    async def run() -> UpdateReport:
+        async with served(device) as rig:
+            return await push_update(cutting_connector(rig.connector(), cuts), release, policy=FAST)
+
+    report = asyncio.run(run())
+    assert report.result.outcome == Outcome.APPLIED, report.result
+    assert report.reconnects == 3
+    window = 4096
+    assert report.result.resent_bytes <= 3 * window, report.result
+    assert device.show()["app"]["sha256"] == parse_module(app).suffix.sha256.hex()

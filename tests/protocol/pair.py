@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bluemule.protocol.client_session import (
     Read,
@@ -16,8 +17,15 @@ from bluemule.protocol.client_session import (
     Write,
 )
 from bluemule.protocol.constants import CONTROL_UUID, DATA_UUID
+from bluemule.protocol.device_services import DeviceServices
 from bluemule.protocol.device_session import DeviceSession, Notify, ResetDevice
-from tests.protocol.memory_device import MemoryDevice
+
+
+class ResettableDevice(DeviceServices, Protocol):
+    """Device services that can also be reset (what APPLY triggers)."""
+
+    def reset(self) -> None:
+        """Reset: the bootloader applies what was staged, then the device boots."""
 
 
 @dataclass
@@ -38,7 +46,7 @@ class PairStats:
 
 def run_pair(
     client: UpdateSession,
-    device: MemoryDevice,
+    device: ResettableDevice,
     *,
     faults: Faults | None = None,
     mtu: int = 247,

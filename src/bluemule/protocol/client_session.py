@@ -257,13 +257,9 @@ class UpdateSession:
         self._actions.append(Write(CONTROL_UUID, Request(opcode, self._seq, args).encode(), True))
 
     def _on_status(self, status: DeviceStatus) -> None:
-        self.status = status
-        m = self.release.manifest
+        self.status = status  # the device, not the sender, judges the manifest's identity
         if status.protocol_version != PROTOCOL_VERSION:
             self._finish(Outcome.REJECTED, "device speaks another protocol version")
-            return
-        if status.device_id != m.device_id:
-            self._finish(Outcome.REJECTED, "manifest is for another device", Status.WRONG_DEVICE)
             return
         if self.phase == Phase.VERIFY:
             self._verify(status)
