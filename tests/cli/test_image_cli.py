@@ -25,6 +25,12 @@ COVERED = {
     "image decompress": "test_compress_decompress",
     "image combine": "test_combine_split",
     "image split": "test_combine_split",
+    "keys generate": "test_flash_cli.py::test_keys_generate_and_show",
+    "keys show": "test_flash_cli.py::test_keys_generate_and_show",
+    "flash": "test_flash_cli.py::test_flash_emulated_device_then_show",
+    "emulator create": "test_flash_cli.py::test_emulator_create_and_bad_inputs",
+    "emulator show": "test_flash_cli.py::test_flash_emulated_device_then_show",
+    "emulator run": "test_emulator_run.py::test_emulator_run_serves_a_relay",
 }
 
 

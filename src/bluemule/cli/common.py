@@ -87,3 +87,10 @@ def debug_tracebacks() -> Iterator[None]:
             err=True,
         )
         sys.exit(ExitCode.INTERNAL)
+
+
+def quiet_bumble() -> None:
+    """Bumble logs packets in flight at a disconnect as warnings; a user needs none of it."""
+    import logging  # noqa: PLC0415
+
+    logging.getLogger("bumble").setLevel(logging.ERROR)

@@ -6,7 +6,10 @@ import click
 
 from bluemule import __version__
 from bluemule.cli.common import debug_tracebacks
+from bluemule.cli.emulator import emulator
+from bluemule.cli.flash import flash
 from bluemule.cli.image import image
+from bluemule.cli.keys import keys
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -19,6 +22,9 @@ def cli() -> None:
 
 
 cli.add_command(image)
+cli.add_command(keys)
+cli.add_command(flash)
+cli.add_command(emulator)
 
 
 def main() -> None:

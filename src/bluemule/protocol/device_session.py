@@ -304,6 +304,10 @@ class DeviceSession:
             current = self._check(manifest)
             if current:
                 return 0, 1
+            if self._needed_parts(manifest) == 0 and self._is_current(manifest):
+                # Same firmware under a newer release: adopt the counter, no reset needed.
+                self._dev.kv_put(KV_COUNTER, manifest.release_counter.to_bytes(4, "little"))
+                return 0, 1
             self._manifest = manifest
             self._needed = self._needed_parts(manifest)
             self._done = self._restore_done(manifest)
