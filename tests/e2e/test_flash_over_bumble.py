@@ -15,7 +15,7 @@ from bluemule.protocol.constants import DATA_UUID
 from bluemule.protocol.release import build_release, parse_device_id
 from bluemule.relay.update import UpdatePolicy, UpdateReport, push_update
 from bluemule.transport.base import CentralLink, Connector
-from bluemule.transport.faults import DisconnectAfterBytes
+from bluemule.transport.faults import DisconnectAfterBytes, WriteFaults, fault_first
 from tests.e2e.harness import DEVICE_IDS, KEY, new_device, served
 from tests.image.fixtures import ASSETS
 
@@ -83,7 +83,7 @@ def test_disconnects_at_random_offsets_resume(tmp_path: Path, seed: int) -> None
         assets=sorted(assets.items()),
         release_counter=1,
     )
-    cuts = [rng.randrange(1, 20_000) for _ in range(3)]
+    cuts = [rng.randrange(1, 10_000) for _ in range(3)]  # each under a third of the ~42 KB
 
     async def run() -> UpdateReport:
         async with served(device) as rig:
@@ -94,4 +94,29 @@ def test_disconnects_at_random_offsets_resume(tmp_path: Path, seed: int) -> None
     assert report.reconnects == 3
     window = 4096
     assert report.result.resent_bytes <= 3 * window, report.result
+    assert device.show()["app"]["sha256"] == parse_module(app).suffix.sha256.hex()
+
+
+def test_corrupted_write_is_detected_and_the_part_sent_again(tmp_path: Path) -> None:
+    device = new_device(tmp_path / "dev", "boron")
+    app = make_app("boron", tag="corrupt", body_size=20_000)
+    release = build_release(
+        key=KEY, device_id=parse_device_id(DEVICE_IDS["boron"]), app=app, release_counter=1
+    )
+    faults: list[WriteFaults] = []
+
+    def corrupt_third_data_write(link: CentralLink) -> CentralLink:
+        wrapped = WriteFaults(link, corrupt={3}, uuid=DATA_UUID)
+        faults.append(wrapped)
+        return wrapped
+
+    async def run() -> UpdateReport:
+        async with served(device) as rig:
+            connector = fault_first(rig.connector(), corrupt_third_data_write)
+            return await push_update(connector, release, policy=FAST)
+
+    report = asyncio.run(run())
+    assert faults[0].corrupted  # the fault fired
+    assert report.result.outcome == Outcome.APPLIED, report.result
+    assert report.result.resent_bytes == len(release.payloads[-1])  # the part, once more
     assert device.show()["app"]["sha256"] == parse_module(app).suffix.sha256.hex()

@@ -102,6 +102,8 @@ class EmulatedPeripheral:
         self.link = None
 
     def on_read(self, uuid: str) -> bytes:
+        if self.link is not None:  # the MTU exchange completes after the connection
+            self.session.on_connect(self.link.mtu)
         return self.session.read(uuid)
 
     def on_write(self, uuid: str, value: bytes) -> None:

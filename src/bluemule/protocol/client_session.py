@@ -122,6 +122,9 @@ class Phase(enum.Enum):
 
 
 _MAX_IDLE_POLLS: Final = 50
+MAX_PART_RETRIES: Final = 1
+_RETRYABLE: Final = frozenset({Status.HASH_MISMATCH, Status.INVALID_MODULE})
+_MANIFEST_RETRY: Final = -1
 
 
 @dataclass
@@ -148,6 +151,8 @@ class UpdateSession:
         self._pending_opcode: Opcode | None = None
         self._stream: _Stream | None = None
         self._parts: list[int] = []
+        self._retries: dict[int, int] = {}
+        self._highs: dict[int, int] = {}
         self._payload = 20
         self._window = 0
         self._idle_polls = 0
@@ -285,6 +290,8 @@ class UpdateSession:
             return  # stale (a polling read of an older response)
         self._pending_opcode = None
         self._idle_polls = 0
+        if not r.ok and self._retry_part(r):
+            return
         if not r.ok:
             self._finish(Outcome.REJECTED, f"{r.opcode.name}: {r.status.name}", r.status, r.detail)
             return
@@ -313,6 +320,27 @@ class UpdateSession:
             case _:
                 pass
 
+    def _retry_part(self, r: Response) -> bool:
+        """When the bytes that arrived were not the manifest or part (a corrupted write,
+        say), send it again from scratch, once; a second mismatch means tampering."""
+        if r.status not in _RETRYABLE:
+            return False
+        if r.opcode == Opcode.MANIFEST_COMMIT:
+            index = _MANIFEST_RETRY
+        elif r.opcode == Opcode.PART_END and self._parts:
+            index = self._parts[0]
+        else:
+            return False
+        if self._retries.get(index, 0) >= MAX_PART_RETRIES:
+            return False
+        self._retries[index] = self._retries.get(index, 0) + 1
+        if index == _MANIFEST_RETRY:
+            self.phase = Phase.MANIFEST_BEGIN
+            self._request(Opcode.MANIFEST_BEGIN, len(self._manifest), self._manifest_sha)
+        else:
+            self._begin_next_part()
+        return True
+
     def _begin_next_part(self) -> None:
         if self._parts:
             self.phase = Phase.PART_BEGIN
@@ -322,7 +350,8 @@ class UpdateSession:
             self._request(Opcode.APPLY)
 
     def _start_stream(self, stream: int, data: bytes, offset: int) -> None:
-        self._stream = _Stream(stream, data, acked=offset, sent=offset, high=offset)
+        high = max(offset, self._highs.get(stream, 0))  # resends count across restarts
+        self._stream = _Stream(stream, data, acked=offset, sent=offset, high=high)
         if offset >= len(data):
             self._stream_complete()
 
@@ -366,6 +395,7 @@ class UpdateSession:
         self.resent_bytes += max(0, min(s.high, s.sent + len(chunk)) - s.sent)
         s.sent += len(chunk)
         s.high = max(s.high, s.sent)
+        self._highs[s.stream] = s.high
 
     def progress(self) -> TransferProgress:
         """How far the device has acknowledged (for progress bars)."""
