@@ -87,3 +87,17 @@ def test_power_loss_at_every_flash_operation(tmp_path: Path) -> None:
         shutil.rmtree(run_dir)
     assert seen["old"] > 0
     assert seen["new"] > 0
+
+
+def test_slow_flash_still_completes(tmp_path: Path) -> None:
+    device = new_device(tmp_path / "dev", "boron")
+    slept: list[float] = []
+    device.flash.slow(0.05, sleep=slept.append)  # every flash operation takes 50 ms
+    app = make_app("boron", tag="slow")
+    release = build_release(
+        key=KEY, device_id=parse_device_id(DEVICE_IDS["boron"]), app=app, release_counter=1
+    )
+    assert update(device, release) == Outcome.APPLIED
+    assert len(slept) > 10
+    assert all(s == 0.05 for s in slept)
+    assert device.show()["app"]["sha256"] == parse_module(app).suffix.sha256.hex()
