@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
@@ -102,3 +103,23 @@ def test_refusals_before_any_erase() -> None:
             assert (result.outcome, result.status) == (Outcome.REJECTED, status), result
         assert device.erases == 0
         assert device.state_digest() == before
+
+
+def test_get_assets_pages_through_installed_assets() -> None:
+    from bluemule.image import create_asset_module  # noqa: PLC0415
+    from bluemule.protocol.constants import Opcode  # noqa: PLC0415
+    from bluemule.protocol.device_session import DeviceSession  # noqa: PLC0415
+    from bluemule.protocol.messages import Request, decode_response  # noqa: PLC0415
+
+    device = boron()
+    raw = {f"asset{i}.bin": bytes([i]) * (100 + i) for i in range(6)}
+    device.assets = {n: create_asset_module(d, n) for n, d in raw.items()}
+    session = DeviceSession(device)
+    seen = {}
+    for page in range(3):
+        out = session.handle_control(Request(Opcode.GET_ASSETS, page, (page,)).encode())
+        response = decode_response(out[0].value)  # type: ignore[union-attr]
+        assert response.ok
+        assert response.values == (6, page)
+        seen.update({a.name: a.sha256 for a in response.assets})
+    assert seen == {n: hashlib.sha256(d).digest() for n, d in raw.items()}
