@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from bluemule import __version__
+from bluemule.cli.bench import bench
 from bluemule.cli.common import debug_tracebacks
 from bluemule.cli.emulator import emulator
 from bluemule.cli.flash import flash
@@ -22,6 +23,7 @@ def cli() -> None:
 
 
 cli.add_command(image)
+cli.add_command(bench)
 cli.add_command(keys)
 cli.add_command(flash)
 cli.add_command(emulator)
