@@ -120,3 +120,24 @@ def test_corrupted_write_is_detected_and_the_part_sent_again(tmp_path: Path) -> 
     assert report.result.outcome == Outcome.APPLIED, report.result
     assert report.result.resent_bytes == len(release.payloads[-1])  # the part, once more
     assert device.show()["app"]["sha256"] == parse_module(app).suffix.sha256.hex()
+
+
+def test_a_client_without_notifications_completes_by_polling(tmp_path: Path) -> None:
+    device = new_device(tmp_path / "dev", "msom")
+    assets = {"one.bin": random.Random(9).randbytes(9000)}
+    app = make_app("msom", tag="polling", assets=assets)
+    release = build_release(
+        key=KEY,
+        device_id=parse_device_id(DEVICE_IDS["msom"]),
+        app=app,
+        assets=sorted(assets.items()),
+        release_counter=1,
+    )
+
+    async def run() -> UpdateReport:
+        async with served(device) as rig:
+            return await push_update(rig.connector(), release, policy=FAST, use_notifications=False)
+
+    report = asyncio.run(run())
+    assert report.result.outcome == Outcome.APPLIED, report.result
+    assert device.show()["app"]["sha256"] == parse_module(app).suffix.sha256.hex()
