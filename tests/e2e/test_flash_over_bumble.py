@@ -13,10 +13,11 @@ from bluemule.image import parse_module
 from bluemule.protocol.client_session import Outcome
 from bluemule.protocol.constants import DATA_UUID
 from bluemule.protocol.release import build_release, parse_device_id
+from bluemule.relay.targets import bluemule_advertisement
 from bluemule.relay.update import UpdatePolicy, UpdateReport, push_update
 from bluemule.transport.base import CentralLink, Connector
 from bluemule.transport.faults import DisconnectAfterBytes, WriteFaults, fault_first
-from tests.e2e.harness import DEVICE_IDS, KEY, new_device, served
+from tests.e2e.harness import DEVICE_IDS, KEY, Rig, new_device, served
 from tests.image.fixtures import ASSETS
 
 FAST = UpdatePolicy(notification_timeout=0.5, reboot_timeout=10.0)
@@ -141,3 +142,30 @@ def test_a_client_without_notifications_completes_by_polling(tmp_path: Path) -> 
     report = asyncio.run(run())
     assert report.result.outcome == Outcome.APPLIED, report.result
     assert device.show()["app"]["sha256"] == parse_module(app).suffix.sha256.hex()
+
+
+def test_the_advertisement_tells_a_relay_the_new_release(tmp_path: Path) -> None:
+    device = new_device(tmp_path / "dev", "boron")
+    release = build_release(
+        key=KEY,
+        device_id=parse_device_id(DEVICE_IDS["boron"]),
+        app=make_app("boron", tag="advert"),
+        release_counter=7,
+    )
+
+    async def advertised_counter(rig: Rig) -> int:
+        async with rig.link.scan(None) as results:
+            async for result in results:
+                advert = bluemule_advertisement(result.advertising_data)
+                if advert is not None and advert.device_id.hex() == DEVICE_IDS["boron"]:
+                    return advert.release_counter
+        raise AssertionError("no advertisement")
+
+    async def run() -> tuple[int, int]:
+        async with served(device) as rig:
+            before = await advertised_counter(rig)
+            report = await push_update(rig.connector(), release, policy=FAST)
+            assert report.result.outcome == Outcome.APPLIED
+            return before, await advertised_counter(rig)
+
+    assert asyncio.run(run()) == (0, 7)

@@ -89,6 +89,7 @@ class EmulatedPeripheral:
             characteristics=GATT_CHARACTERISTICS,
             device_name=f"bluemule-{self.device.device_id[-6:]}",
             advertising_data=advertising_data(self.session),
+            refresh_advertising_data=lambda: advertising_data(self.session),
             service_uuid_in_scan_response=True,
         )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -45,6 +45,9 @@ class GattServerSpec:
     device_name: str = "bluemule"
     advertising_data: bytes = b""
     """Raw AD structures (length, type, data…) to advertise besides flags and name."""
+    refresh_advertising_data: Callable[[], bytes] | None = field(default=None, compare=False)
+    """Called before advertising (again, after each disconnect) for the current
+    ``advertising_data``: a device's advertisement changes with its state."""
     service_uuid_in_scan_response: bool = False
     """Advertise ``advertising_data`` beside the flags and move the 128-bit service UUID to
     the scan response: legacy advertising holds 31 bytes, and bluemule's manufacturer data

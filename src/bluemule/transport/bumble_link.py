@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid as _uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
@@ -217,6 +218,10 @@ class BumbleGattServer:
             await self._start_advertising()
 
     async def _start_advertising(self) -> None:
+        refresh = self.spec.refresh_advertising_data
+        if refresh is not None:
+            fresh = dataclasses.replace(self.spec, advertising_data=refresh())
+            self.advertising_data, self.scan_response_data = advertising_payloads(fresh)
         await self.device.start_advertising(
             advertising_data=self.advertising_data,
             scan_response_data=self.scan_response_data,
