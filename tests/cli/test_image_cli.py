@@ -32,6 +32,14 @@ COVERED = {
     "emulator show": "test_flash_cli.py::test_flash_emulated_device_then_show",
     "emulator run": "test_emulator_run.py::test_emulator_run_serves_a_relay",
     "bench link": "tests/linkmodel/test_bench_cli.py::test_bench_link_json_and_table",
+    "server": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin relay add": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin relay list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin device add": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin device list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin device show": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin release upload": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin release list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
 }
 
 

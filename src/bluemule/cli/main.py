@@ -5,12 +5,14 @@ from __future__ import annotations
 import click
 
 from bluemule import __version__
+from bluemule.cli.admin import admin
 from bluemule.cli.bench import bench
 from bluemule.cli.common import debug_tracebacks
 from bluemule.cli.emulator import emulator
 from bluemule.cli.flash import flash
 from bluemule.cli.image import image
 from bluemule.cli.keys import keys
+from bluemule.cli.server import server
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,6 +29,8 @@ cli.add_command(bench)
 cli.add_command(keys)
 cli.add_command(flash)
 cli.add_command(emulator)
+cli.add_command(server)
+cli.add_command(admin)
 
 
 def main() -> None:

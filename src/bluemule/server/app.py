@@ -1,0 +1,94 @@
+"""The application factory: ``create_app(settings)``; all state lives on ``app.state``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bluemule import __version__
+from bluemule.protocol.manifest import SigningKey
+from bluemule.server.config import Settings
+from bluemule.server.db import make_engine, make_sessionmaker
+from bluemule.server.files import BlobStore, SecretBox, read_admin_token, read_signing_key
+from bluemule.server.problems import UnauthorizedError, install_handlers
+
+
+@dataclass
+class ServerState:
+    """Everything a request handler may need."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    admin_token_sha256: bytes
+    signing_key: SigningKey
+    secrets: SecretBox
+    blobs: BlobStore
+
+
+def server_state(request: Request) -> ServerState:
+    """The state of the app serving ``request``."""
+    state = request.app.state.bluemule
+    assert isinstance(state, ServerState)
+    return state
+
+
+State = Annotated[ServerState, Depends(server_state)]
+
+
+def db_session(state: State) -> Iterator[Session]:
+    """One session per request; uncommitted work is rolled back."""
+    with state.sessions() as session:
+        yield session
+
+
+DB = Annotated[Session, Depends(db_session)]
+
+
+def require_admin(request: Request, state: State) -> None:
+    """Bearer authentication with the admin token."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthorizedError("missing bearer token (Authorization: Bearer <admin token>)")
+    digest = hashlib.sha256(token.strip().encode()).digest()
+    if not hmac.compare_digest(digest, state.admin_token_sha256):
+        raise UnauthorizedError("wrong admin token")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the server for a data directory that :func:`bootstrap` has set up."""
+    from bluemule.server.api import admin_router  # noqa: PLC0415
+
+    engine = make_engine(settings.db_url)
+    state = ServerState(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        admin_token_sha256=hashlib.sha256(read_admin_token(settings).encode()).digest(),
+        signing_key=read_signing_key(settings),
+        secrets=SecretBox.load(settings),
+        blobs=BlobStore(settings.blob_dir),
+    )
+    app = FastAPI(
+        title="bluemule fleet server",
+        version=__version__,
+        description="Releases, devices and relays of an offline Particle fleet.",
+    )
+    app.state.bluemule = state
+    install_handlers(app)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, str]:
+        """Liveness."""
+        return {"status": "ok"}
+
+    app.include_router(admin_router())
+    return app

@@ -1,0 +1,138 @@
+"""Tables (SQLAlchemy 2). The schema is created and migrated by Alembic (``migrations/``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class Site(Base):
+    """A place with devices and the relays that reach them."""
+
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class Relay(Base):
+    """A phone or gateway; its bearer token is stored only as a SHA-256."""
+
+    __tablename__ = "relays"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    site: Mapped[Site] = relationship()
+
+
+class Device(Base):
+    """A Particle device."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)  # 24 hex digits
+    platform_id: Mapped[int] = mapped_column(Integer)
+    product_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    development: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
+    mobile_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """Encrypted at rest (AES-GCM, key in the data directory); never listed."""
+    state: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    """Last reported: Device OS, app version and SHA-256, assets, mode, release counter."""
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_seen_relay_id: Mapped[int | None] = mapped_column(ForeignKey("relays.id"), nullable=True)
+    last_rssi: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    site: Mapped[Site] = relationship()
+
+
+class Blob(Base):
+    """A file in the content-addressed store."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class Release(Base):
+    """An application (plus assets) for one platform; ``id`` is its release counter."""
+
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_id: Mapped[int] = mapped_column(Integer)
+    product_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Product version from the app's suffix."""
+    min_device_os: Mapped[int] = mapped_column(Integer)
+    app_sha256: Mapped[str] = mapped_column(String(64))
+    """SHA-256 stored in the app's suffix (what a device reports when it runs it)."""
+    original_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    original_name: Mapped[str] = mapped_column(String(255))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Device groups this release is released to."""
+    product_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    parts: Mapped[list[ReleasePart]] = relationship(
+        order_by="ReleasePart.index", cascade="all, delete-orphan"
+    )
+
+
+class ReleasePart(Base):
+    """One part of a release, as sent to a device (compressed where the platform allows)."""
+
+    __tablename__ = "release_parts"
+    __table_args__ = (UniqueConstraint("release_id", "index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[int] = mapped_column(Integer)  # bluemule.protocol.constants.PartKind
+    name: Mapped[str] = mapped_column(String(64))
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    size: Mapped[int] = mapped_column(Integer)
+    original_size: Mapped[int] = mapped_column(Integer)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Event(Base):
+    """A device event carried by a relay; ``id`` is the dedupe key (device id + sequence)."""
+
+    __tablename__ = "events"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(24), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    relay_id: Mapped[int] = mapped_column(ForeignKey("relays.id"))
+
+
+class Report(Base):
+    """An update report or sighting from a relay; ``id`` (relay-chosen) makes posts idempotent."""
+
+    __tablename__ = "reports"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    relay_id: Mapped[int] = mapped_column(ForeignKey("relays.id"))
+    device_id: Mapped[str] = mapped_column(String(24), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    body: Mapped[dict[str, object]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

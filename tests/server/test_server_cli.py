@@ -1,0 +1,159 @@
+"""The real ``bluemule server`` process driven by the real ``bluemule admin`` commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bluemule.emulator import make_app
+from bluemule.image import write_bundle
+from bluemule.server.config import Settings
+from tests.image.fixtures import BUNDLES
+
+BLUEMULE = str(Path(sys.executable).parent / "bluemule")
+DEVICE = "e00fce681234567890abcdef"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def running(settings: Settings) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    args = [BLUEMULE, "server", "--data-dir", str(settings.data_dir), "--port", str(port)]
+    if settings.database_url:
+        args += ["--database-url", settings.database_url]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()[0]
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def admin(url: str, token: str | None, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEMULE_")}
+    env["BLUEMULE_SERVER"] = url
+    if token is not None:
+        env["BLUEMULE_TOKEN"] = token
+    return subprocess.run(
+        [BLUEMULE, "admin", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
+    assert result.returncode == 2, result
+    assert result.stderr.startswith("bluemule: error:") and result.stderr.count("\n") == 1
+    assert text in result.stderr and "Traceback" not in result.stderr
+
+
+def test_server_and_admin_commands(
+    settings: Settings, running: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    url, _proc = running
+    for path in (settings.admin_token_path, settings.signing_key_path, settings.secret_key_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    token = settings.admin_token_path.read_text().strip()
+
+    relay = admin(url, token, "relay", "add", "gateway-1", "--site", "north", "--json")
+    assert relay.returncode == 0, relay.stderr
+    relay_token = json.loads(relay.stdout)["token"]
+    assert relay_token.startswith("bmr_")
+    relays = admin(url, token, "relay", "list", "--json")
+    assert [r["name"] for r in json.loads(relays.stdout)] == ["gateway-1"]
+    assert relay_token not in relays.stdout
+
+    added = admin(
+        url, token, "device", "add", DEVICE, "--platform", "boron", "--site", "north",
+        "--group", "beta", "--group", "field", "--mobile-secret", "SECRET0123456",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert DEVICE in added.stdout and "SECRET0123456" not in added.stdout
+    listed = admin(url, token, "device", "list", "--json")
+    assert listed.returncode == 0 and "SECRET0123456" not in listed.stdout
+    (device,) = json.loads(listed.stdout)
+    assert device["id"] == DEVICE and device["groups"] == ["beta", "field"]
+    assert device["has_mobile_secret"] is True and device["site"] == "north"
+    shown = admin(url, token, "device", "show", DEVICE)
+    assert shown.returncode == 0 and "boron" in shown.stdout
+    assert admin(url, token, "device", "list").stdout.startswith(DEVICE)
+    elsewhere = "http://127.0.0.1:1"  # the options on the command win over the environment
+    by_option = admin(
+        elsewhere, None, "device", "show", DEVICE, "--server", url, "--token", token, "--json"
+    )
+    assert by_option.returncode == 0 and json.loads(by_option.stdout) == device
+
+    uploaded = admin(url, token, "release", "upload", BUNDLES / "bundle.zip", "--notes", "n1")
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "release 1: argon" in uploaded.stdout and "compressed" in uploaded.stdout
+    app = make_app("boron", tag="cli", assets={"a.txt": b"asset"})
+    bundle = tmp_path / "boron.zip"
+    bundle.write_bytes(write_bundle("boron.bin", app, [("a.txt", b"asset")]))
+    second = admin(url, token, "release", "upload", bundle, "--json")
+    assert second.returncode == 0, second.stderr
+    release = json.loads(second.stdout)
+    assert release["id"] == 2 and release["platform"] == "boron"
+    assert [p["kind"] for p in release["parts"]] == ["asset", "application"]
+    releases = admin(url, token, "release", "list", "--json")
+    assert [r["id"] for r in json.loads(releases.stdout)] == [2, 1]
+    assert "release 2: boron" in admin(url, token, "release", "list").stdout
+
+    # refusals: one line on stderr, exit 2, nothing stored
+    bad = admin(url, token, "release", "upload", BUNDLES / "bundle-asset-hash-no-match.zip")
+    one_line_error(bad, "does not match the SHA-256")
+    one_line_error(admin(url, "wrong", "device", "list"), "wrong admin token")
+    one_line_error(admin(url, None, "device", "list"), "no admin token")
+    one_line_error(
+        admin(url, token, "device", "add", DEVICE, "--platform", "boron", "--site", "x"),
+        "exists",
+    )
+    one_line_error(admin(url, token, "device", "show", "0" * 24), "no device")
+    one_line_error(admin(f"http://127.0.0.1:{free_port()}", token, "relay", "list"), "cannot reach")
+    assert len(json.loads(admin(url, token, "release", "list", "--json").stdout)) == 2
+
+
+def test_server_refuses_an_unusable_database(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [BLUEMULE, "server", "--data-dir", tmp_path / "d", "--database-url", "nosuch://x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    one_line_error(result, "database")
