@@ -40,6 +40,13 @@ COVERED = {
     "admin device show": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin release upload": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin release list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin webhook add": "tests/server/test_webhooks_cli.py::test_webhook_commands",
+    "admin webhook list": "tests/server/test_webhooks_cli.py::test_webhook_commands",
+    "admin webhook remove": "tests/server/test_webhooks_cli.py::test_webhook_commands",
+    "admin webhook log": "tests/server/test_webhooks_cli.py::test_webhook_commands",
+    "admin release publish": "tests/server/test_relay_api.py::test_admin_cli_publish_lock",
+    "admin device lock": "tests/server/test_relay_api.py::test_admin_cli_publish_lock",
+    "admin device unlock": "tests/server/test_relay_api.py::test_admin_cli_publish_lock",
 }
 
 

@@ -39,6 +39,8 @@ class Remote:
                 detail = response.text.strip()[:200]
             code = ExitCode.BAD_INPUT if response.status_code < 500 else ExitCode.CHECK_FAILED
             fail(f"server said {response.status_code}: {detail}", code)
+        if response.status_code == 204:
+            return None
         try:
             return response.json()
         except ValueError:
@@ -248,3 +250,68 @@ def release_list(ctx: click.Context, as_json: bool) -> None:
         return
     for r in releases:
         click.echo(_release_lines(r)[0])
+
+
+@release.command("publish")
+@click.argument("release_id", metavar="ID", type=int)
+@click.option("--group", "groups", multiple=True, help="Release to this group (repeatable).")
+@click.option(
+    "--product-default/--no-product-default",
+    default=None,
+    help="Make it (or stop it being) the product default.",
+)
+@click.option("--dry-run", is_flag=True, help="Only show which devices would change.")
+@json_option
+@click.pass_context
+def release_publish(
+    ctx: click.Context,
+    release_id: int,
+    groups: tuple[str, ...],
+    product_default: bool | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Release to device groups and/or as the product default; shows the devices moved."""
+    body: dict[str, Any] = {"dry_run": dry_run}
+    if groups:
+        body["groups"] = list(groups)
+    if product_default is not None:
+        body["product_default"] = product_default
+    result = remote(ctx).call("POST", f"/releases/{release_id}/publish", json=body)
+    if as_json:
+        emit_json(result)
+        return
+    r, impact = result["release"], result["impacted"]
+    verb = "would move" if dry_run else "moves"
+    groups_text = ",".join(r["groups"]) or "-"
+    default = " product-default" if r["product_default"] else ""
+    click.echo(f"release {r['id']}: groups={groups_text}{default}")
+    click.echo(f"{verb} {impact['count']} device(s): {' '.join(impact['device_ids']) or '-'}")
+
+
+@device.command("lock")
+@click.argument("device_id", metavar="ID")
+@click.argument("release_id", metavar="RELEASE", type=int)
+@json_option
+@click.pass_context
+def device_lock(ctx: click.Context, device_id: str, release_id: int, as_json: bool) -> None:
+    """Lock a device to a release."""
+    result = remote(ctx).call("PUT", f"/devices/{device_id}/lock", json={"release_id": release_id})
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{result['device']['id']} locked to release {release_id}")
+
+
+@device.command("unlock")
+@click.argument("device_id", metavar="ID")
+@json_option
+@click.pass_context
+def device_unlock(ctx: click.Context, device_id: str, as_json: bool) -> None:
+    """Unlock a device (it follows its groups and the product default again)."""
+    result = remote(ctx).call("DELETE", f"/devices/{device_id}/lock")
+    if as_json:
+        emit_json(result)
+    else:
+        wanted = result["desired_release_id"]
+        click.echo(f"{result['device']['id']} unlocked; desired release: {wanted or 'none'}")

@@ -25,7 +25,13 @@ from bluemule.cli.common import fail
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
-def server(data_dir: Path, database_url: str | None, host: str, port: int) -> None:
+@click.option(
+    "--webhooks/--no-webhooks",
+    default=True,
+    show_default=True,
+    help="Deliver webhooks from this process (any number of servers may share the work).",
+)
+def server(data_dir: Path, database_url: str | None, host: str, port: int, webhooks: bool) -> None:
     """Run the fleet server (creates the data directory, keys and admin token on first start)."""
     import uvicorn  # noqa: PLC0415
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
@@ -34,7 +40,11 @@ def server(data_dir: Path, database_url: str | None, host: str, port: int) -> No
     from bluemule.server.config import Settings  # noqa: PLC0415
     from bluemule.server.files import DataDirError, bootstrap  # noqa: PLC0415
 
-    settings = Settings(data_dir=data_dir.expanduser().resolve(), database_url=database_url)
+    settings = Settings(
+        data_dir=data_dir.expanduser().resolve(),
+        database_url=database_url,
+        webhook_worker=webhooks,
+    )
     try:
         setup = bootstrap(settings)
         app = create_app(settings)

@@ -107,6 +107,8 @@ class ReleaseOut(BaseModel):
     original_name: str
     notes: str
     created_at: datetime
+    groups: list[str] = Field(default_factory=list, description="groups it is released to")
+    product_default: bool = False
     parts: list[PartOut]
 
 
@@ -164,6 +166,8 @@ def _release_out(release: Release) -> ReleaseOut:
         original_name=release.original_name,
         notes=release.notes,
         created_at=_utc(release.created_at),
+        groups=list(release.groups),
+        product_default=release.product_default,
         parts=[
             PartOut(
                 index=p.index,

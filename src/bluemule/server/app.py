@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -66,6 +68,10 @@ def require_admin(request: Request, state: State) -> None:
 def create_app(settings: Settings) -> FastAPI:
     """Build the server for a data directory that :func:`bootstrap` has set up."""
     from bluemule.server.api import admin_router  # noqa: PLC0415
+    from bluemule.server.outbox import DeliveryWorker  # noqa: PLC0415
+    from bluemule.server.relay_api import relay_router  # noqa: PLC0415
+    from bluemule.server.targeting_api import targeting_router  # noqa: PLC0415
+    from bluemule.server.webhooks import webhooks_router  # noqa: PLC0415
 
     engine = make_engine(settings.db_url)
     state = ServerState(
@@ -77,7 +83,26 @@ def create_app(settings: Settings) -> FastAPI:
         secrets=SecretBox.load(settings),
         blobs=BlobStore(settings.blob_dir),
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        """The webhook delivery worker runs while the server does."""
+        if not settings.webhook_worker:
+            yield
+            return
+        worker = DeliveryWorker(state.sessions)
+        task = asyncio.create_task(worker.run_forever(settings.webhook_poll_seconds))
+        try:
+            yield
+        finally:
+            worker.stopping.set()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            worker.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="bluemule fleet server",
         version=__version__,
         description="Releases, devices and relays of an offline Particle fleet.",
@@ -91,4 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(admin_router())
+    app.include_router(targeting_router())
+    app.include_router(relay_router())
+    app.include_router(webhooks_router())
     return app

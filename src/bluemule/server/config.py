@@ -14,6 +14,9 @@ class Settings:
     database_url: str | None = None
     """SQLAlchemy URL; default: SQLite ``DATA_DIR/bluemule.db`` (WAL)."""
     max_upload_bytes: int = 64 * 1024 * 1024
+    webhook_worker: bool = True
+    """Run the webhook delivery worker during the app's lifespan (``--no-webhooks``: off)."""
+    webhook_poll_seconds: float = 1.0
 
     @property
     def db_url(self) -> str:

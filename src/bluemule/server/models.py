@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -91,6 +92,8 @@ class Release(Base):
     """Device groups this release is released to."""
     product_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    app_assets: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    """The app's ASSET_DEPENDENCY list as ``[name, sha256 hex]`` pairs (migration 0002)."""
     parts: Mapped[list[ReleasePart]] = relationship(
         order_by="ReleasePart.index", cascade="all, delete-orphan"
     )
@@ -136,3 +139,66 @@ class Report(Base):
     kind: Mapped[str] = mapped_column(String(32))
     body: Mapped[dict[str, object]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeviceUpdate(Base):
+    """Where one device stands with a release, as its relays last reported (migration 0002)."""
+
+    __tablename__ = "device_updates"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    state: Mapped[str] = mapped_column(String(32))  # bluemule.server.rollouts.UpdateState
+    progress: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When the relay saw it (the newest report wins)."""
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    report_id: Mapped[str] = mapped_column(String(100))
+
+
+class Webhook(Base):
+    """A Particle-style webhook (``bluemule admin webhook add``); removal is a soft delete."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    """Event-name prefix (case-sensitive)."""
+    url: Mapped[str] = mapped_column(Text)
+    request_type: Mapped[str] = mapped_column(String(8), default="POST")
+    format: Mapped[str] = mapped_column(String(8), default="form")
+    template: Mapped[object] = mapped_column(JSON, nullable=True)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    query: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    no_defaults: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OutboxItem(Base):
+    """One event to deliver to one webhook (the durable outbox)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("event_id", "webhook_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    """pending | delivering (claimed) | failed (retry scheduled) | delivered | dropped."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    locked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DeliveryLog(Base):
+    """One delivery attempt."""
+
+    __tablename__ = "delivery_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(12))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -157,6 +157,7 @@ def store_release(
             groups=[],
             product_default=False,
             created_at=datetime.now(UTC),
+            app_assets=[[d.name, d.hash.hex()] for d in checked.app.asset_dependencies],
         )
         for index, part in enumerate(checked.parts):
             release.parts.append(
