@@ -22,6 +22,7 @@ import hashlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Final
 
 from cryptography.exceptions import InvalidSignature
@@ -256,9 +257,9 @@ class SigningKey:
         """The key with this 32-byte seed (raw private key)."""
         return cls(Ed25519PrivateKey.from_private_bytes(seed))
 
-    @property
+    @cached_property
     def public_key(self) -> bytes:
-        """Raw 32-byte public key, what devices trust."""
+        """Raw 32-byte public key, what devices trust (derived once)."""
         from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
             Encoding,
             PublicFormat,
@@ -266,7 +267,7 @@ class SigningKey:
 
         return self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
-    @property
+    @cached_property
     def key_id(self) -> bytes:
         """8-byte id of the public key."""
         return key_id(self.public_key)
