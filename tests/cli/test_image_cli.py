@@ -47,6 +47,12 @@ COVERED = {
     "admin release publish": "tests/server/test_relay_api.py::test_admin_cli_publish_lock",
     "admin device lock": "tests/server/test_relay_api.py::test_admin_cli_publish_lock",
     "admin device unlock": "tests/server/test_relay_api.py::test_admin_cli_publish_lock",
+    "admin rollout start": "tests/server/test_rollouts_api.py::test_rollout_cli",
+    "admin rollout status": "tests/server/test_rollouts_api.py::test_rollout_cli",
+    "admin rollout pause": "tests/server/test_rollouts_api.py::test_rollout_cli",
+    "admin rollout resume": "tests/server/test_rollouts_api.py::test_rollout_cli",
+    "admin rollout next": "tests/server/test_rollouts_api.py::test_rollout_cli",
+    "admin rollout retry": "tests/server/test_rollouts_api.py::test_rollout_cli",
 }
 
 

@@ -6,6 +6,7 @@ import click
 
 from bluemule import __version__
 from bluemule.cli.admin import admin
+from bluemule.cli.admin_rollout import rollout
 from bluemule.cli.admin_webhook import webhook
 from bluemule.cli.bench import bench
 from bluemule.cli.common import debug_tracebacks
@@ -33,6 +34,7 @@ cli.add_command(emulator)
 cli.add_command(server)
 cli.add_command(admin)
 admin.add_command(webhook)
+admin.add_command(rollout)
 
 
 def main() -> None:

@@ -62,4 +62,5 @@ def server(data_dir: Path, database_url: str | None, host: str, port: int, webho
     click.echo(f"database: {settings.db_url.split('@')[-1] if database_url else settings.db_url}")
     if port:
         click.echo(f"serving on http://{host}:{port} (OpenAPI: /openapi.json, docs: /docs)")
+        click.echo(f"dashboard: http://{host}:{port}/dashboard/ (log in with the admin token)")
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -68,8 +68,10 @@ def require_admin(request: Request, state: State) -> None:
 def create_app(settings: Settings) -> FastAPI:
     """Build the server for a data directory that :func:`bootstrap` has set up."""
     from bluemule.server.api import admin_router  # noqa: PLC0415
+    from bluemule.server.dashboard import install_dashboard  # noqa: PLC0415
     from bluemule.server.outbox import DeliveryWorker  # noqa: PLC0415
     from bluemule.server.relay_api import relay_router  # noqa: PLC0415
+    from bluemule.server.rollouts_api import rollouts_router  # noqa: PLC0415
     from bluemule.server.targeting_api import targeting_router  # noqa: PLC0415
     from bluemule.server.webhooks import webhooks_router  # noqa: PLC0415
 
@@ -118,5 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin_router())
     app.include_router(targeting_router())
     app.include_router(relay_router())
+    app.include_router(rollouts_router())
     app.include_router(webhooks_router())
+    install_dashboard(app)
     return app

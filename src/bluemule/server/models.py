@@ -202,3 +202,24 @@ class DeliveryLog(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Rollout(Base):
+    """A staged rollout of one release (migration 0004); see :mod:`bluemule.server.rollouts`."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    stages: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    """``{"groups": [...]}`` or ``{"percent": n}`` per stage, in order."""
+    success_threshold: Mapped[float] = mapped_column(Float)
+    error_threshold: Mapped[float] = mapped_column(Float)
+    assignments: Mapped[dict[str, int]] = mapped_column(JSON)
+    """Device id → stage index, fixed when the rollout starts (``assign_stages``)."""
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(12))  # bluemule.server.rollouts.Status
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    active_release_id: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    """The release while running or paused, NULL once finished: one active rollout a release."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

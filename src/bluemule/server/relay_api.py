@@ -34,6 +34,7 @@ from bluemule.server.problems import (
     UnauthorizedError,
 )
 from bluemule.server.rollouts import UpdateState
+from bluemule.server.rollouts_api import reevaluate_for_devices, withheld
 
 DEVICE_ID = r"^[0-9a-fA-F]{24}$"
 HEX64 = r"^[0-9a-fA-F]{64}$"
@@ -365,10 +366,11 @@ def sync_body(session: Session, state: State, relay: Relay) -> bytes:
     """The canonical JSON of :class:`SyncOut` for the relay's site."""
     devices = sorted(_site_devices(session, relay), key=lambda d: d.id)
     desired = desired_releases(session, devices)
+    gated = withheld(session, desired)  # staged rollouts (bluemule.server.rollouts_api)
     items: list[SyncDevice] = []
     for device in devices:
         release = desired[device.id]
-        if release is None or not needs_update(device, release):
+        if release is None or not needs_update(device, release) or device.id in gated:
             continue
         signed = device_manifest(state.signing_key, device, release)
         encoded = signed.manifest.encode()
@@ -494,6 +496,7 @@ def relay_router() -> APIRouter:
         new = insert_new(session, table, rows)
         for report in sorted((r for r in items if r.id in new), key=lambda r: _utc(r.at)):
             _apply_report(session, relay, devices[report.device_id.lower()], report)
+        reevaluate_for_devices(session, {r.device_id.lower() for r in items if r.id in new})
         session.commit()
         return Accepted(accepted=len(new), duplicates=len(body.reports) - len(new))
 
