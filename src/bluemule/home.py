@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from bluemule.fsutil import write_atomically
 from bluemule.protocol.manifest import SigningKey
 
 SIGNING_KEY_NAME: Final = "release-signing.pem"
@@ -44,11 +45,7 @@ def generate_signing_key(*, force: bool = False) -> tuple[Path, SigningKey]:
     key = SigningKey.generate()
     pem = key.private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    os.replace(tmp, path)
+    write_atomically(path, pem, mode=0o600)
     return path, key
 
 

@@ -7,12 +7,13 @@ import enum
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+
+from bluemule import fsutil
 
 
 class ExitCode(enum.IntEnum):
@@ -51,22 +52,10 @@ def emit_json(value: Any) -> None:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    """Write an output file (mode 0644) so readers see the old file or the whole new one."""
     path = path.expanduser()
-    directory = path.parent if str(path.parent) else Path()
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        fsutil.write_atomically(path, data, mode=0o644)
     except OSError as exc:
         fail(f"cannot write {path}: {exc.strerror or exc}")
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from bluemule.fsutil import write_atomically
 from bluemule.home import KeyFileError, load_signing_key
 from bluemule.protocol.manifest import SigningKey
 from bluemule.server.config import Settings
@@ -28,17 +27,7 @@ class DataDirError(Exception):
 
 def _write_new_private(path: Path, data: bytes) -> None:
     """Create ``path`` (mode 0600) with ``data``, atomically; never replaces a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)  # fails if path appeared meanwhile: never overwrite a key
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    write_atomically(path, data, mode=0o600, replace=False)
 
 
 @dataclass
@@ -141,18 +130,7 @@ class BlobStore:
         path = self.path(digest)
         if path.exists():
             return digest, False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".blob.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, data, mode=0o600)
         return digest, True
 
     def remove(self, sha256: str) -> None:
