@@ -207,10 +207,10 @@ def enqueue_for_events(
     table = Base.metadata.tables[OutboxItem.__tablename__]
     make_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     inserted = 0
-    for row in rows:
+    for start in range(0, len(rows), 500):  # one multi-row statement per 500 rows
         statement = (
             make_insert(table)
-            .values(**row)
+            .values(rows[start : start + 500])
             .on_conflict_do_nothing(index_elements=KEY)
             .returning(table.c.id)
         )
