@@ -213,3 +213,14 @@ def test_combine_split(tmp_path: Path) -> None:
 def test_usage_error_exits_2() -> None:
     result = run("image", "inspect")
     assert result.returncode == 2 and "Missing argument" in result.stderr
+
+
+def test_inspect_reports_device_protection() -> None:
+    protected = json.loads(
+        run("image", "inspect", BINARIES / "tracker-bootloader-protected.bin", "--json").stdout
+    )
+    plain = json.loads(
+        run("image", "inspect", BINARIES / "tracker-bootloader@5.6.0.bin", "--json").stdout
+    )
+    assert (protected["protected"], plain["protected"]) == (True, False)
+    assert [e["type"] for e in protected["extensions"]] == ["SECURITY_MODE", "END"]

@@ -17,9 +17,15 @@ from bluemule.image.assets import unwrap_asset_module
 from bluemule.image.bundle import check_bundle, looks_like_zip, read_bundle
 from bluemule.image.combined import DEVICE_MAX_COMBINED, parse_combined
 from bluemule.image.compression import decompress_module, read_compressed_header
-from bluemule.image.constants import ExtensionType, ModuleFunction, flag_names, function_label
+from bluemule.image.constants import (
+    ExtensionType,
+    ModuleFunction,
+    SecurityMode,
+    flag_names,
+    function_label,
+)
 from bluemule.image.errors import ImageError
-from bluemule.image.extensions import Extension, UnknownExtension
+from bluemule.image.extensions import Extension, SecurityModeExtension, UnknownExtension
 from bluemule.image.module import Module, parse_module_at_head
 
 Json = dict[str, Any]
@@ -115,9 +121,7 @@ def module_report(m: Module) -> Json:
             "name": m.asset_name,
             "sha256": m.asset_hash.hex() if m.asset_hash is not None else None,
         }
-    security = next(
-        (e for e in m.extensions if getattr(e, "TYPE", None) == ExtensionType.SECURITY_MODE), None
-    )
+    security = next((e for e in m.extensions if isinstance(e, SecurityModeExtension)), None)
     return {
         "kind": "module",
         "platform_id": p.platform_id,
@@ -147,7 +151,7 @@ def module_report(m: Module) -> Json:
             {"name": d.name, "sha256": d.hash.hex()} for d in m.asset_dependencies
         ],
         "asset": asset,
-        "protected": security is not None and getattr(security, "mode", 0) == 1,
+        "protected": security is not None and security.mode == SecurityMode.PROTECTED,
         "extensions": [extension_report(e, "prefix") for e in p.extensions]
         + [extension_report(e, "suffix") for e in s.extensions],
         "modules": [],

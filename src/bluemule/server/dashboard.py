@@ -45,7 +45,7 @@ from bluemule.server.models import (
     Site,
     Webhook,
 )
-from bluemule.server.rollouts import RolloutState, Status, UpdateState
+from bluemule.server.rollouts import Status, UpdateState
 
 COOKIE = "bluemule_dashboard"
 SESSION_SECONDS = 12 * 3600
@@ -591,22 +591,14 @@ def rollout_body(session: Session, rollout_id: int, csrf_field: str) -> str | No
     )
 
 
-def _act(session: Session, rollout_id: int, change: Callable[[RolloutState], RolloutState]) -> None:
-    # The same steps as POST /api/admin/v1/rollouts/{id}/pause and /resume.
-    rollout = rollouts_api._load(session, rollout_id)
-    rollouts_api._store_state(rollout, change(rollouts_api.state_of(rollout)))
-    rollouts_api.reevaluate(session, rollout)
-    session.commit()
-
-
 def pause_rollout(session: Session, rollout_id: int) -> None:
     """What ``POST /api/admin/v1/rollouts/{id}/pause`` does."""
-    _act(session, rollout_id, rollouts.pause)
+    rollouts_api.change_state(session, rollout_id, lambda _plan, state: rollouts.pause(state))
 
 
 def resume_rollout(session: Session, rollout_id: int) -> None:
     """What ``POST /api/admin/v1/rollouts/{id}/resume`` does."""
-    _act(session, rollout_id, rollouts.resume)
+    rollouts_api.change_state(session, rollout_id, lambda _plan, state: rollouts.resume(state))
 
 
 # --- the router -----------------------------------------------------------------------

@@ -23,7 +23,7 @@ per rollout and applies them:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -299,6 +299,18 @@ def _answer(session: Session, rollout: Rollout) -> RolloutOut:
     return status_of(rollout, states)
 
 
+def change_state(
+    session: Session, rollout_id: int, change: Callable[[RolloutPlan, RolloutState], RolloutState]
+) -> RolloutOut:
+    """Apply a manual control (pause, resume, next stage), re-evaluate and commit.
+
+    The admin API and the dashboard both come through here.
+    """
+    rollout = _load(session, rollout_id)
+    _store_state(rollout, change(plan_of(rollout), state_of(rollout)))
+    return _answer(session, rollout)
+
+
 def start(session: Session, body: RolloutIn) -> Rollout:
     """Store a new rollout of the devices that want its release now."""
     release = session.get(Release, body.release_id)
@@ -377,23 +389,17 @@ def rollouts_router() -> APIRouter:
     @router.post("/{rollout_id}/pause")
     def pause_rollout(rollout_id: int, session: DB) -> RolloutOut:
         """Offer the release to no new device (updates under way may finish)."""
-        rollout = _load(session, rollout_id)
-        _store_state(rollout, pause(state_of(rollout)))
-        return _answer(session, rollout)
+        return change_state(session, rollout_id, lambda _plan, state: pause(state))
 
     @router.post("/{rollout_id}/resume")
     def resume_rollout(rollout_id: int, session: DB) -> RolloutOut:
         """Continue; pauses again at once if a stage is still above the error threshold."""
-        rollout = _load(session, rollout_id)
-        _store_state(rollout, resume(state_of(rollout)))
-        return _answer(session, rollout)
+        return change_state(session, rollout_id, lambda _plan, state: resume(state))
 
     @router.post("/{rollout_id}/next")
     def next_rollout_stage(rollout_id: int, session: DB) -> RolloutOut:
         """Open the next stage now, whatever the thresholds say (and run)."""
-        rollout = _load(session, rollout_id)
-        _store_state(rollout, next_stage(plan_of(rollout), state_of(rollout)))
-        return _answer(session, rollout)
+        return change_state(session, rollout_id, next_stage)
 
     @router.post("/{rollout_id}/devices/{device_id}/retry")
     def retry_device(rollout_id: int, device_id: str, session: DB) -> RolloutOut:
