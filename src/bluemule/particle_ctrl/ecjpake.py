@@ -133,6 +133,11 @@ class KeyProof:
     V: p256.Point
     r: int
 
+    def encode(self) -> bytes:
+        """The TLS encoding, ``r`` in its minimal length (at least 1 byte), as mbedTLS."""
+        r_bytes = self.r.to_bytes(max(1, (self.r.bit_length() + 7) // 8), "big")
+        return _encode_point(self.X) + _encode_point(self.V) + bytes([len(r_bytes)]) + r_bytes
+
 
 # ------------------------------------------------------------------ wire format
 
@@ -228,11 +233,6 @@ def parse_round_two(data: bytes, sender: Role) -> KeyProof:
 
 def _encode_point(point: p256.Point) -> bytes:
     return bytes([POINT_SIZE]) + point.encode()
-
-
-def _encode_key_proof(public: p256.Point, commitment: p256.Point, r: int) -> bytes:
-    r_bytes = r.to_bytes(max(1, (r.bit_length() + 7) // 8), "big")  # minimal, as mbedTLS
-    return _encode_point(public) + _encode_point(commitment) + bytes([len(r_bytes)]) + r_bytes
 
 
 # ------------------------------------------------------------------ proofs
@@ -370,7 +370,7 @@ class EcJpake:
         nonce = self._random_scalar()
         commitment = _multiply(nonce, generator)
         h = _challenge(generator, commitment, public, self._role.identity)
-        return _encode_key_proof(public, commitment, (nonce - x * h) % p256.N)
+        return KeyProof(public, commitment, (nonce - x * h) % p256.N).encode()
 
     # ----------------------------------------------------------- round one
 
