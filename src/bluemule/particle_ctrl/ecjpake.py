@@ -445,8 +445,8 @@ class EcJpake:
         assert self._xm2 is not None  # round one was done
         assert self._peer2 is not None
         minus_xm2_s = -self._xm2 * self._s % p256.N
-        blinded = p256.multiply_add(1, self._peer_two, minus_xm2_s, self._peer2)
-        shared = None if blinded is None else p256.multiply(self._xm2, blinded)
+        difference = p256.multiply_add(1, self._peer_two, minus_xm2_s, self._peer2)
+        shared = None if difference is None else p256.multiply(self._xm2, difference)
         if shared is None:
             raise InvalidPointError("the shared point K is the point at infinity")
         self._secret = hashlib.sha256(shared.x.to_bytes(p256.COORDINATE_SIZE, "big")).digest()
