@@ -26,6 +26,9 @@ def test_bench_link_json_and_table() -> None:
         assert key in doc["bluemule"], key
     for key in ("throughput_kBps", "seconds"):
         assert key in doc["stop_and_wait"], key
+    for key in ("throughput_kBps", "seconds", "handshake_seconds", "reset_seconds"):
+        assert key in doc["control_channel"], key
+    assert doc["control_channel"]["seconds"] > doc["stop_and_wait"]["seconds"]
     assert doc["speedup"] > 1
     assert doc["app_plus_1MB_assets_seconds"] > doc["bluemule"]["seconds"]
     assert "description" in doc["app_plus_1MB_assets"]

@@ -8,6 +8,7 @@ import click
 
 from bluemule.cli.common import emit_json, fail
 from bluemule.linkmodel.baseline import BaselineParams
+from bluemule.linkmodel.control_channel import ControlChannelParams
 from bluemule.linkmodel.device import DeviceParams, NotifyMode
 from bluemule.linkmodel.model import MIN_MTU, SimulationError
 from bluemule.linkmodel.radio import LinkParams, Phy
@@ -115,6 +116,20 @@ def bench() -> None:
     is_flag=True,
     help="The baseline sends requests as write requests (with response).",
 )
+@click.option(
+    "--jpake-mult-ms",
+    type=click.FloatRange(0, 10_000),
+    default=590.0,
+    show_default=True,
+    help="Control channel: one P-256 scalar multiplication on the device (EC-JPAKE).",
+)
+@click.option(
+    "--system-latency-ms",
+    type=click.FloatRange(0, 1000),
+    default=5.0,
+    show_default=True,
+    help="Control channel: system-thread latency per request.",
+)
 @click.option("--no-assets", is_flag=True, help="Skip the app + 1 MiB of assets scenario.")
 @click.option("--sweep", "do_sweep", is_flag=True, help="Also sweep windows and ack intervals.")
 def link(
@@ -134,10 +149,13 @@ def link(
     erase_ms: float,
     program_ms: float,
     baseline_write_requests: bool,
+    jpake_mult_ms: float,
+    system_latency_ms: float,
     no_assets: bool,
     do_sweep: bool,
 ) -> dict[str, Any]:
-    """Model an update of a Boron: bluemule against a stop-and-wait baseline.
+    """Model an update of a Boron: bluemule against a stop-and-wait baseline and against
+    Particle's control channel as a stock device takes it (handshake, reset per module).
 
     Deterministic: the same options give the same numbers. Defaults are what a Boron
     allows (7.5 ms connection events: 5 full writes per event on 2M, 3 on 1M).
@@ -165,6 +183,10 @@ def link(
                 ack_interval=ack_interval,
             ),
             baseline=BaselineParams(write_with_response=baseline_write_requests),
+            control=ControlChannelParams(
+                scalar_mult_us=round(jpake_mult_ms * 1000),
+                system_thread_latency_us=round(system_latency_ms * 1000),
+            ),
             app_size=app_size,
         )
         doc = report(scenario, with_assets=not no_assets)

@@ -20,6 +20,11 @@ from bluemule.image import (
     build_module,
 )
 from bluemule.linkmodel.baseline import BaselineParams, run_stop_and_wait
+from bluemule.linkmodel.control_channel import (
+    ControlChannelParams,
+    ControlChannelReport,
+    run_control_channel,
+)
 from bluemule.linkmodel.device import BORON_PLATFORM, DeviceParams, FlashDevice, NotifyMode
 from bluemule.linkmodel.model import TransferReport, run_bluemule
 from bluemule.linkmodel.radio import LinkParams
@@ -95,6 +100,7 @@ class Scenario:
     link: LinkParams = field(default_factory=LinkParams)
     device: DeviceParams = field(default_factory=DeviceParams)
     baseline: BaselineParams = field(default_factory=BaselineParams)
+    control: ControlChannelParams = field(default_factory=ControlChannelParams)
     app_size: int = APP_SIZE
 
     def with_window(self, window: int, ack_interval: int | None = None) -> Scenario:
@@ -116,6 +122,20 @@ def run_baseline_on(scenario: Scenario, release: Release) -> TransferReport:
     return run_stop_and_wait(
         release, fresh_boron(scenario.device), scenario.link, scenario.baseline
     )
+
+
+def run_control_channel_on(scenario: Scenario, release: Release) -> ControlChannelReport:
+    """Particle's control channel as a stock device takes it (handshake, records, a reset
+    per module) on a fresh Boron; raises unless the device ends up running the release."""
+    device = fresh_boron(scenario.device)
+    result = run_control_channel(release, device, scenario.link, scenario.control)
+    check_installed(device, release)
+    return result
+
+
+def control_json(result: ControlChannelReport, capacity: float) -> dict[str, Any]:
+    """The control-channel path as JSON: a transfer plus where its time went."""
+    return {**transfer_json(result.transfer, capacity), **result.to_json()}
 
 
 def _round(value: float, digits: int = 3) -> float:
@@ -153,6 +173,7 @@ def report(scenario: Scenario, *, with_assets: bool = True) -> dict[str, Any]:
     release = make_release(scenario.app_size)
     ours = transfer_json(run_bluemule_on(scenario, release), capacity)
     theirs = transfer_json(run_baseline_on(scenario, release), capacity)
+    stock = control_json(run_control_channel_on(scenario, release), capacity)
     speedup = ours["throughput_kBps"] / theirs["throughput_kBps"]
     other = _other_notify(scenario.device.notify)
     alt_device = replace(scenario.device, notify=other)
@@ -169,6 +190,7 @@ def report(scenario: Scenario, *, with_assets: bool = True) -> dict[str, Any]:
         ),
         "bluemule": ours,
         "stop_and_wait": theirs,
+        "control_channel": stock,
         "speedup": _round(speedup, 2),
         "speedup_end_to_end": _round(theirs["seconds"] / ours["seconds"], 2),
         "variants": {
@@ -189,6 +211,7 @@ def report(scenario: Scenario, *, with_assets: bool = True) -> dict[str, Any]:
             "link": scenario.link.describe(),
             "device": scenario.device.describe(),
             "baseline": scenario.baseline.describe(),
+            "control_channel": scenario.control.describe(),
         },
     }
     if with_assets:
@@ -204,6 +227,7 @@ def report(scenario: Scenario, *, with_assets: bool = True) -> dict[str, Any]:
             ),
             "bluemule": transfer_json(big_ours, capacity),
             "stop_and_wait": transfer_json(run_baseline_on(scenario, big), capacity),
+            "control_channel": control_json(run_control_channel_on(scenario, big), capacity),
         }
     return doc
 
@@ -268,6 +292,7 @@ def render(doc: dict[str, Any]) -> str:
         f"{'resent':>7}",
         _row("bluemule", doc["bluemule"]),
         _row("stop-and-wait (1 KB requests)", doc["stop_and_wait"]),
+        _row("Particle control channel (stock device)", doc["control_channel"]),
     ]
     lines += [_row(f"  variant: {name}", t) for name, t in doc["variants"].items()]
     targets = doc["targets"]
@@ -275,6 +300,7 @@ def render(doc: dict[str, Any]) -> str:
         "",
         "kB/s and util: payload bytes over streaming time (erase excluded); "
         "e2e: over the whole update",
+        _control_line(doc["control_channel"]),
         f"speedup {doc['speedup']:.2f}x streaming, {doc['speedup_end_to_end']:.2f}x end to end",
         f"targets: utilisation >= {targets['utilization']} "
         f"{'met' if targets['utilization_met'] else 'NOT met'}; "
@@ -285,11 +311,21 @@ def render(doc: dict[str, Any]) -> str:
         lines += [
             "",
             f"app + 1 MiB of assets: {doc['app_plus_1MB_assets_seconds']:.1f} s with bluemule, "
-            f"{big['stop_and_wait']['seconds']:.1f} s stop-and-wait "
-            f"(erase and asset copies {big['bluemule']['erase_seconds']:.1f} s of it)",
+            f"{big['stop_and_wait']['seconds']:.1f} s stop-and-wait, "
+            f"{big['control_channel']['seconds']:.1f} s over the control channel "
+            f"(erase and asset copies {big['bluemule']['erase_seconds']:.1f} s of bluemule's)",
+            f"  {_control_line(big['control_channel'])}",
             f"  {big['description']}",
         ]
     return "\n".join(lines)
+
+
+def _control_line(t: dict[str, Any]) -> str:
+    return (
+        f"control channel: {t['sessions']} session(s), handshakes {t['handshake_seconds']:.1f} s, "
+        f"resets between modules {t['reset_seconds']:.1f} s "
+        f"(bootloader copies {t['bootloader_copy_seconds']:.1f} s, last one not counted)"
+    )
 
 
 def render_sweep(rows: list[dict[str, Any]]) -> str:
