@@ -33,6 +33,7 @@ from typing import Any
 
 from bluemule.image import ModuleFunction, parse_module
 from bluemule.linkmodel.baseline import RX_UUID, TX_UUID, frame, requests
+from bluemule.linkmodel.baseline import _read_varint as read_varint
 from bluemule.linkmodel.device import FlashDevice, Worker
 from bluemule.linkmodel.engine import AttKind, AttPdu, Link
 from bluemule.linkmodel.model import TransferReport, run_events
@@ -341,12 +342,12 @@ class ControlChannelDevice(Worker):
         dev = self.services
         try:
             if kind == START:
-                size, _ = _read_varint(payload, 1)
+                size, _ = read_varint(payload, 1)
                 dev.prepare_update(size)
                 self.offset = 0
                 return 0, _START_REPLY_PAYLOAD
             if kind == DATA:
-                length, pos = _read_varint(payload, 1)
+                length, pos = read_varint(payload, 1)
                 dev.save_chunk(self.offset, payload[pos : pos + length])
                 self.offset += length
             elif kind == FINISH:
@@ -378,17 +379,6 @@ class ControlChannelDevice(Worker):
         self.queued_bytes = 0
         self.handshake_messages = 0
         self.free_us = at_us
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
 
 
 @dataclass(frozen=True)
