@@ -39,6 +39,12 @@ from bluemule.emulator.deviceos import DeviceOs, OtaSession, Ram, UpdateResult
 from bluemule.emulator.errors import StateDirError, UsageError
 from bluemule.emulator.flash import Flash
 from bluemule.emulator.layout import Area, FlashDevice, FlashLayout, layout_for
+from bluemule.emulator.setup import (
+    ControlSettings,
+    check_mobile_secret,
+    generate_mobile_secret,
+    save_settings,
+)
 from bluemule.emulator.storage import (
     AssetStorage,
     FileStore,
@@ -204,6 +210,8 @@ class EmulatedDevice:
         stock: bool = False,
         bootloader_version: int = DEFAULT_BOOTLOADER_VERSION,
         sleep: Callable[[float], None] = time.sleep,
+        mobile_secret: str | None = None,
+        protected: bool = False,
     ) -> EmulatedDevice:
         """Manufacture a device in an empty (or new) ``state_dir`` and power it on.
 
@@ -219,6 +227,9 @@ class EmulatedDevice:
             stock: generate the app without the bluemule library.
             bootloader_version: module version of the installed bootloader record.
             sleep: see :meth:`Flash.slow`.
+            mobile_secret: 15 printable characters (random when omitted), and
+            protected: Device Protection; both kept in ``control.json``
+                (:mod:`bluemule.emulator.setup`).
 
         Installing is manufacturing, not measured flash operations.
 
@@ -230,6 +241,8 @@ class EmulatedDevice:
         if layout is None:
             raise UsageError(f"platform {platform!r} is not emulated")
         ident = _check_device_id(device_id)
+        secret = generate_mobile_secret() if mobile_secret is None else mobile_secret
+        check_mobile_secret(secret)
         for what, v in (("device_os", device_os), ("bootloader_version", bootloader_version)):
             if not 0 <= v <= 0xFFFF:
                 raise UsageError(f"{what} {v} is not a 16-bit module version")
@@ -257,6 +270,7 @@ class EmulatedDevice:
             ident, layout.name, _system_modules(layout, device_os, bootloader_version)
         )
         atomic_write(root / CONFIG_FILE, json.dumps(config.to_json(), indent=2).encode())
+        save_settings(root, ControlSettings(secret, protected=protected))
         device = cls(root, config, sleep=sleep)
         device._flash.install("user", module.prefix.start_address - window.start, module.data)
         for name, data in asset_modules.items():
@@ -409,6 +423,18 @@ class EmulatedDevice:
         invalid, or lacks its Device OS or its assets (§2.3, §3.4)."""
         self._sync()
         return self._ram.mode
+
+    @property
+    def listening(self) -> bool:
+        """Listening mode (volatile: a reset leaves it; §5.2)."""
+        self._sync()
+        return self._ram.listening
+
+    def set_listening(self, on: bool) -> None:
+        """Enter or leave listening mode (MODE button, ``Particle.listen()``, 70/71)."""
+        self._sync()
+        self._ram.listening = on
+        self._save_ram()
 
     @property
     def reset_pending(self) -> bool:

@@ -100,6 +100,8 @@ class Ram:
     cleared the list (``availableAssets_.clear()``, §2.3)."""
     required: list[tuple[str, bytes]] = field(default_factory=list)
     """ASSET_DEPENDENCY (name, hash) of the installed application, read at boot."""
+    listening: bool = False
+    """Listening mode (blinking dark blue; the BLE control channel advertises, §5.2)."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -111,6 +113,7 @@ class Ram:
             if self.available is None
             else [[n, h.hex()] for n, h in self.available],
             "required": [[n, h.hex()] for n, h in self.required],
+            "listening": self.listening,
         }
 
     @classmethod
@@ -128,6 +131,7 @@ class Ram:
             if available is None
             else [(str(n), bytes.fromhex(h)) for n, h in available],
             required=[(str(n), bytes.fromhex(h)) for n, h in obj["required"]],
+            listening=bool(obj.get("listening", False)),
         )
 
 
