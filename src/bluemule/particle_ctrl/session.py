@@ -10,7 +10,7 @@ API (stable; the emulator's device side and the firmware-update client build on 
     IncomingRequest(request_id, type, payload)   server side
 
     class ClientSession:          the phone
-        __init__(mobile_secret: bytes, *, rng=os.urandom)
+        __init__(mobile_secret: bytes, *, rng=os.urandom, first_request_id=1)
         start() -> list[Send]                         client round one
         receive(data: bytes) -> list[Event]           any chunking
         request(type: int, payload: bytes = b"") -> tuple[int, list[Send]]
@@ -232,9 +232,13 @@ class ClientSession(_Session):
 
     _role = Role.CLIENT
 
-    def __init__(self, mobile_secret: bytes, *, rng: Rng = os.urandom) -> None:
+    def __init__(
+        self, mobile_secret: bytes, *, rng: Rng = os.urandom, first_request_id: int = 1
+    ) -> None:
         super().__init__(mobile_secret, rng)
-        self._next_id = 1
+        if not 0 <= first_request_id <= MAX_REQUEST_ID:
+            raise ValueError(f"request id {first_request_id} does not fit a u16")
+        self._next_id = first_request_id
         self._pending: Counter[int] = Counter()
         self._expected_confirm = b""
         self._secret = b""
@@ -297,8 +301,9 @@ class ClientSession(_Session):
     def request(self, type: int, payload: bytes = b"") -> tuple[int, list[Send]]:
         """Seal a request of ``type`` (a ``CTRL_REQUEST_*`` number); return its id and bytes.
 
-        Ids count up from 1 and wrap at 65,535. Raises :class:`ChannelError` before the
-        handshake completes or once dead, :class:`PayloadTooLargeError` above 65,535 bytes.
+        Ids count up from ``first_request_id`` (1 by default) and wrap from 65,535 to 0.
+        Raises :class:`ChannelError` before the handshake completes or once dead,
+        :class:`PayloadTooLargeError` above 65,535 bytes.
         """
         self._check_alive()
         if self._state is not _State.OPEN:
@@ -313,7 +318,7 @@ class ClientSession(_Session):
             )
         except ChannelError as error:  # counter exhausted
             self._fail(error)
-        self._next_id = request_id % MAX_REQUEST_ID + 1
+        self._next_id = (request_id + 1) % (MAX_REQUEST_ID + 1)
         self._pending[request_id] += 1
         return request_id, [Send(aad + sealed)]
 
