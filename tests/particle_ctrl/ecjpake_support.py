@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bluemule.particle_ctrl import p256
@@ -32,13 +32,14 @@ X1, X2, X3, X4 = (int.from_bytes(VECTORS[f"x{i}"], "big") for i in range(1, 5))
 MOBILE_SECRET = b"7KQ3ZD9PXMRW2HT"  # the format of a Particle mobile secret: 15 characters
 
 
-def replay(nonces: list[int]) -> Callable[[int], bytes]:
-    """An rng that hands out the given scalars, in order, as 32-byte strings."""
-    queue = iter(nonces)
+def replay(draws: Sequence[int | str]) -> Callable[[int], bytes]:
+    """An rng that hands out the given scalars (ints or hex), in order, as 32-byte strings."""
+    queue = iter(draws)
 
     def rng(size: int) -> bytes:
         assert size == 32
-        return next(queue).to_bytes(32, "big")
+        draw = next(queue)
+        return draw.to_bytes(32, "big") if isinstance(draw, int) else bytes.fromhex(draw)
 
     return rng
 

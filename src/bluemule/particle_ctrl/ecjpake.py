@@ -278,8 +278,9 @@ class EcJpake:
     """One side of one EC-JPAKE handshake (sans I/O: bytes in, bytes out).
 
     Order: ``write_round_one`` and ``read_round_one`` (either order), then
-    ``write_round_two`` and ``read_round_two`` (either order), then ``derive_secret``
-    (repeatable). Each write and read happens once; anything else raises
+    ``write_round_two`` and ``read_round_two`` (either order); ``derive_secret`` once the
+    peer's round two is read (before or after writing ours, as mbedTLS; repeatable). Each
+    write and read happens once; anything else raises
     :class:`HandshakeStateError`. A refused message changes nothing, so the caller may
     abandon the handshake (the normal reaction) or inspect the error.
     """
@@ -378,11 +379,14 @@ class EcJpake:
         """Our two public keys with their proofs (TLS ECJPAKEKeyKPPairList)."""
         if self._mine1 is not None:
             raise HandshakeStateError("round one was already written")
+        # Draw order x1, v1, x2, v2, as mbedTLS and ecjpake-java: a replayed rng gives
+        # the same messages in all three.
         xm1 = self._xm1 if self._xm1 is not None else self._random_scalar()
-        xm2 = self._xm2 if self._xm2 is not None else self._random_scalar()
         mine1 = _multiply(xm1, p256.G)
+        message = self._key_proof(xm1, mine1, p256.G)
+        xm2 = self._xm2 if self._xm2 is not None else self._random_scalar()
         mine2 = _multiply(xm2, p256.G)
-        message = self._key_proof(xm1, mine1, p256.G) + self._key_proof(xm2, mine2, p256.G)
+        message += self._key_proof(xm2, mine2, p256.G)
         self._xm1, self._xm2, self._mine1, self._mine2 = xm1, xm2, mine1, mine2
         return message
 
@@ -438,8 +442,6 @@ class EcJpake:
         """SHA-256 of K.x (32 bytes, big-endian), K = xm2·(Xp - (xm2·s)·Xp2)."""
         if self._secret is not None:
             return self._secret
-        if not self._wrote_two:
-            raise HandshakeStateError("cannot derive the secret before writing round two")
         if self._peer_two is None:
             raise HandshakeStateError("cannot derive the secret before reading round two")
         assert self._xm2 is not None  # round one was done
