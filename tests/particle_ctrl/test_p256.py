@@ -18,6 +18,12 @@ def openssl_public(k: int) -> p256.Point:
     return p256.Point(numbers.x, numbers.y)
 
 
+def expected(k: int) -> p256.Point | None:
+    """k·G by OpenSSL, or None (infinity) when k is a multiple of n."""
+    k %= p256.N
+    return openssl_public(k) if k else None
+
+
 def openssl_shared_x(k: int, point: p256.Point) -> int:
     """x of k·point, computed by OpenSSL's ECDH."""
     public = ec.EllipticCurvePublicNumbers(point.x, point.y, ec.SECP256R1()).public_key()
@@ -59,15 +65,19 @@ def test_point_multiplication_matches_openssl_ecdh(k: int, q: int) -> None:
 @given(scalars, scalars, scalars)
 def test_sums_and_multiply_add(a: int, b: int, q: int) -> None:
     pa, pb = openssl_public(a), openssl_public(b)
-    total = (a + b) % p256.N
-    assert p256.add(pa, pb) == (openssl_public(total) if total else None)
-    assert p256.add(pa, pa) == openssl_public(2 * a % p256.N)
+    assert p256.add(pa, pb) == expected(a + b)
+    assert p256.add(pa, pa) == expected(2 * a)
     assert p256.add(pa, p256.negate(pa)) is None
     assert p256.add(None, pa) == pa
     assert p256.add(pa, None) == pa
     point = openssl_public(q)
-    assert p256.multiply_add(a, point, b, p256.G) == openssl_public((a * q + b) % p256.N)
-    assert p256.multiply_add(a, None, b, point) == openssl_public(b * q % p256.N)
+    assert p256.multiply_add(a, point, b, p256.G) == expected(a * q + b)
+    assert p256.multiply_add(a, None, b, point) == expected(b * q)
+
+
+def test_sums_reaching_infinity() -> None:
+    assert p256.multiply_add(1, openssl_public(p256.N - 1), 1, p256.G) is None
+    assert p256.add(openssl_public(p256.N - 1), p256.G) is None
 
 
 def test_is_on_curve_refuses_out_of_range_and_off_curve() -> None:
