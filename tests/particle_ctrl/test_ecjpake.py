@@ -136,11 +136,12 @@ JAVA = json.loads((Path(__file__).parent / "golden" / "ecjpake-java-vectors.json
 def test_ecjpake_java_vectors_are_reproduced_byte_for_byte(role: Role) -> None:
     """Particle's own client library, fed the same random bytes, wrote the same messages.
 
-    Its round two and derivation also draw 16-byte blinding values (mbedTLS's
+    Java draws x1, v1, x2, v2; we draw x1, x2, v1, v2, so the replay reorders them. Its
+    round two and derivation also draw 16-byte blinding values (mbedTLS's
     ``ecjpake_mul_secret``), which change nothing in the result; we do not draw them.
     """
     vectors = JAVA[role.value]
-    draws = [vectors["random"][name] for name in ("x1", "v1", "x2", "v2", "v_round_two")]
+    draws = [vectors["random"][name] for name in ("x1", "x2", "v1", "v2", "v_round_two")]
     handshake = EcJpake(role, bytes.fromhex(JAVA["password"]), rng=replay(draws))
     if role is Role.CLIENT:
         assert handshake.write_round_one().hex() == vectors["own_round_one"]

@@ -379,14 +379,13 @@ class EcJpake:
         """Our two public keys with their proofs (TLS ECJPAKEKeyKPPairList)."""
         if self._mine1 is not None:
             raise HandshakeStateError("round one was already written")
-        # Draw order x1, v1, x2, v2, as mbedTLS and ecjpake-java: a replayed rng gives
-        # the same messages in all three.
+        # Draws x1, x2, then the nonces v1, v2 (mbedTLS and ecjpake-java draw x1, v1, x2,
+        # v2; other tests' recorded vectors rely on this order, so keep it).
         xm1 = self._xm1 if self._xm1 is not None else self._random_scalar()
-        mine1 = _multiply(xm1, p256.G)
-        message = self._key_proof(xm1, mine1, p256.G)
         xm2 = self._xm2 if self._xm2 is not None else self._random_scalar()
+        mine1 = _multiply(xm1, p256.G)
         mine2 = _multiply(xm2, p256.G)
-        message += self._key_proof(xm2, mine2, p256.G)
+        message = self._key_proof(xm1, mine1, p256.G) + self._key_proof(xm2, mine2, p256.G)
         self._xm1, self._xm2, self._mine1, self._mine2 = xm1, xm2, mine1, mine2
         return message
 
