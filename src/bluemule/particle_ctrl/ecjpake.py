@@ -38,6 +38,11 @@ round-two generator and the final point K not at infinity. Refusals raise subcla
 handshake as it was. Calls out of order raise :class:`HandshakeStateError` (also a
 ``HandshakeError``).
 
+Randomness: every draw is ``rng(32)`` read big-endian, redrawn unless in [1, n-1] (as
+mbedTLS). Round one draws x1, x2 (not when given to :meth:`EcJpake.with_private_keys`),
+then the proof nonces v1, v2; round two draws its proof nonce. mbedTLS and ecjpake-java
+draw x1, v1, x2, v2 plus 16-byte blinding values; recorded vectors replay with that reorder.
+
 Side channels: the arithmetic in :mod:`bluemule.particle_ctrl.p256` is pure Python and
 not constant time. Every handshake uses fresh random scalars, and the phone's timing is not
 observable by the device, which is the exposure model accepted here (see that module).
