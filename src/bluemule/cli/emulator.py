@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from bluemule.cli.common import emit_json, fail, quiet_bumble
-from bluemule.emulator import EmulatedDevice, EmulatorError
+from bluemule.emulator import EmulatedDevice, EmulatorError, UsageError
+from bluemule.emulator.setup import (
+    channel_report,
+    check_mobile_secret,
+    load_settings,
+    update_settings,
+)
 from bluemule.home import KeyFileError, load_or_create_signing_key
 from bluemule.relay.targets import EmulatorOptions, is_emulator_dir, open_or_create_emulator
 
@@ -55,9 +63,43 @@ def emulator() -> None:
     """Emulated Particle devices (state in a directory; flash persists across runs)."""
 
 
+_MOBILE_SECRET = click.option(
+    "--mobile-secret",
+    metavar="S",
+    help="The device's mobile secret (15 printable characters; random for a new device).",
+)
+
+
+def configure_channel(
+    device: EmulatedDevice, mobile_secret: str | None, listening: bool = False
+) -> None:
+    """Set the mobile secret (like ``hal_set_device_secret``) and listening mode; exit 2."""
+    try:
+        if mobile_secret is not None:
+            update_settings(device.state_dir, mobile_secret=mobile_secret)
+        if listening:
+            device.set_listening(True)
+    except EmulatorError as exc:
+        fail(f"{device.state_dir}: {exc}")
+
+
+def device_report(device: EmulatedDevice, *, show_secret: bool = False) -> dict[str, Any]:
+    """``EmulatedDevice.show()`` plus the control channel's state (secret only on request)."""
+    report = device.show()
+    report["control"] = channel_report(
+        load_settings(device.state_dir),
+        listening=device.listening,
+        device_os=device.device_os_version,
+        show_secret=show_secret,
+    )
+    return report
+
+
 @emulator.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 @emulator_options
+@_MOBILE_SECRET
+@click.option("--listening", is_flag=True, help="Start the new device in listening mode.")
 @click.option("--json", "as_json", is_flag=True, help="Print the device as JSON.")
 def create(
     directory: Path,
@@ -65,27 +107,36 @@ def create(
     device_id: str | None,
     device_os: int,
     stock: bool,
+    mobile_secret: str | None,
+    listening: bool,
     as_json: bool,
 ) -> None:
     """Create an emulated device in DIRECTORY (it trusts the development key)."""
     if is_emulator_dir(directory):
         fail(f"{directory} already holds an emulated device")
+    if mobile_secret is not None:
+        try:
+            check_mobile_secret(mobile_secret)
+        except UsageError as exc:
+            fail(str(exc))
     device = open_device(directory, EmulatorOptions(platform, device_id, device_os, stock))
+    configure_channel(device, mobile_secret, listening)
     if as_json:
-        emit_json(device.show())
+        emit_json(device_report(device))
     else:
         click.echo(f"created {platform} {device.device_id} in {directory}")
 
 
 @emulator.command()
 @click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--show-secret", is_flag=True, help="Also print the mobile secret.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show(directory: Path, as_json: bool) -> None:
-    """Show an emulated device: id, platform, Device OS, mode, app and assets."""
+def show(directory: Path, show_secret: bool, as_json: bool) -> None:
+    """Show an emulated device: id, platform, Device OS, mode, app, assets, control channel."""
     if not is_emulator_dir(directory):
         fail(f"{directory} holds no emulated device")
     try:
-        shown = EmulatedDevice.open(directory).show()
+        shown = device_report(EmulatedDevice.open(directory), show_secret=show_secret)
     except EmulatorError as exc:
         fail(f"{directory}: {exc}")
     if as_json:
@@ -99,6 +150,68 @@ def show(directory: Path, as_json: bool) -> None:
     click.echo(f"app      v{app.get('product_version')} sha256 {app.get('sha256')}")
     for asset in shown["assets"]:
         click.echo(f"asset    {asset['name']} sha256 {asset['sha256']}")
+    control = shown["control"]
+    modes = [k for k in ("listening", "provisioning_mode", "protected") if control[k]]
+    secret = control.get("mobile_secret_value", "set" if control["mobile_secret"] else "none")
+    click.echo(f"control  mobile secret {secret}; {', '.join(modes) or 'not listening'}")
+
+
+def _host_port(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 0xFFFF:
+        fail(f"--listen {listen!r} is not HOST:PORT")
+    return host, int(port)
+
+
+@emulator.command("control-stream")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option(
+    "--listen",
+    required=True,
+    metavar="HOST:PORT",
+    help="Where to accept the byte stream, e.g. 127.0.0.1:9010 (port 0: any free port).",
+)
+@_MOBILE_SECRET
+@emulator_options
+def control_stream(
+    directory: Path,
+    listen: str,
+    mobile_secret: str | None,
+    platform: str,
+    device_id: str | None,
+    device_os: int,
+    stock: bool,
+) -> None:
+    """Expose the device's control channel (EC-JPAKE, then encrypted requests) as a raw
+    byte stream on TCP, one client at a time, a new handshake per connection.
+
+    Prints {"control_stream": HOST:PORT, "device_id": …} once listening; Ctrl-C stops.
+    """
+    from bluemule.emulator.control import DeviceOsControl  # noqa: PLC0415
+    from bluemule.emulator.control_link import serve_control_stream  # noqa: PLC0415
+
+    host, port = _host_port(listen)
+    device = open_device(directory, EmulatorOptions(platform, device_id, device_os, stock))
+    configure_channel(device, mobile_secret)
+    control = DeviceOsControl(device)
+
+    def ended(why: str) -> None:
+        click.echo(f"connection ended: {why}", err=True)
+
+    async def main() -> None:
+        async with serve_control_stream(control, host, port, on_end=ended) as server:
+            bound = server.sockets[0].getsockname()
+            where = f"{bound[0]}:{bound[1]}"
+            click.echo(json.dumps({"control_stream": where, "device_id": device.device_id}))
+            sys.stdout.flush()
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        fail(f"--listen {listen}: {exc.strerror or exc}")
 
 
 @emulator.command()

@@ -110,3 +110,24 @@ def update_settings(state_dir: Path, **changes: bool | str) -> ControlSettings:
     settings = dataclasses.replace(load_settings(state_dir), **changes)  # type: ignore[arg-type]
     save_settings(state_dir, settings)
     return settings
+
+
+def provisioning_active(settings: ControlSettings, device_os: int) -> bool:
+    """BLE provisioning mode is on: the app asked and Device OS has it (≥ 3.3.0)."""
+    return settings.provisioning_mode and device_os >= PROVISIONING_MODE_MIN_DEVICE_OS
+
+
+def channel_report(
+    settings: ControlSettings, *, listening: bool, device_os: int, show_secret: bool = False
+) -> dict[str, Any]:
+    """The control channel's state for ``emulator show`` (the secret only if asked)."""
+    report: dict[str, Any] = {
+        "mobile_secret": bool(settings.mobile_secret),
+        "listening": listening,
+        "provisioning_mode": provisioning_active(settings, device_os),
+        "protected": settings.protected,
+        "resets_disabled": settings.resets_disabled,
+    }
+    if show_secret:
+        report["mobile_secret_value"] = settings.mobile_secret
+    return report
