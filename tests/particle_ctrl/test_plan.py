@@ -76,7 +76,7 @@ def boron_system_part(version: int, *, deps: tuple[Dependency, ...] = ()) -> byt
         dependency=d1,
         dependency2=d2,
     )
-    vectors = (0x20040000).to_bytes(4, "little") + bytes(0x200 - 4)
+    vectors = (0x2003FC00).to_bytes(4, "little") + bytes(0x200 - 4)
     return build_module(prefix=prefix, body=bytes(range(256)) * 8, head=vectors, product=(BORON, 1))
 
 
@@ -124,7 +124,7 @@ def test_files_given_in_any_order_come_out_in_dependency_order(tmp_path: Path) -
         platform_id=BORON,
         module_version=3000,
     )
-    vectors = (0x20040000).to_bytes(4, "little") + bytes(0x200 - 4)
+    vectors = (0x2003FC00).to_bytes(4, "little") + bytes(0x200 - 4)
     bootloader = build_module(prefix=bootloader_prefix, body=b"\x01" * 512, head=vectors)
     system = boron_system_part(6300, deps=(Dependency(BOOTLOADER, 0, 3000),))
     app = make_app("boron", device_os=6300, library=False)
