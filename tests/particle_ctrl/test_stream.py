@@ -297,9 +297,12 @@ class GattDevice:
     channel error answered by a disconnect.
     """
 
-    def __init__(self, device: Device, *, version: int = PROTOCOL_VERSION) -> None:
+    def __init__(
+        self, device: Device, *, version: int = PROTOCOL_VERSION, empty_first: bool = False
+    ) -> None:
         self.device = device
         self.version = version
+        self.empty_first = empty_first
         self.link: PeripheralLink | None = None
         self.session: ServerSession | None = None
         self.largest_write = 0
@@ -326,6 +329,9 @@ class GattDevice:
 
     async def _work(self, link: PeripheralLink, session: ServerSession) -> None:
         async def send(data: bytes) -> None:
+            if self.empty_first:  # a lying device: an empty notification must not end the stream
+                self.empty_first = False
+                await link.notify(TX_UUID, b"")
             size = link.mtu - 3
             for offset in range(0, len(data), size):
                 await link.notify(TX_UUID, data[offset : offset + size])
@@ -377,9 +383,9 @@ class RecordingLink:
 
 @contextlib.asynccontextmanager
 async def gatt_device(
-    device: Device, *, version: int = PROTOCOL_VERSION
+    device: Device, *, version: int = PROTOCOL_VERSION, empty_first: bool = False
 ) -> AsyncIterator[tuple[VirtualLink, GattDevice]]:
-    handler = GattDevice(device, version=version)
+    handler = GattDevice(device, version=version, empty_first=empty_first)
     spec = control_service_spec(
         device_name="Boron-ABC123",
         advertising_data=setup_advertising_data("Boron", 13, "ABC123"),
@@ -479,5 +485,18 @@ def test_gatt_stream_reports_the_end_of_the_link() -> None:
             assert await stream.receive() == b""
             assert await stream.receive() == b""
             await stream.close()
+
+    run(main)
+
+
+def test_gatt_empty_notification_carries_nothing() -> None:
+    async def main() -> None:
+        async with gatt_device(Device(), empty_first=True) as (vlink, handler):
+            stream = await open_gatt_stream(await vlink.connect())
+            async with open_channel(stream, SECRET) as channel:
+                assert await channel.request(ECHO, b"after an empty packet") == (
+                    b"after an empty packet"
+                )
+            assert not handler.empty_first  # it was sent
 
     run(main)

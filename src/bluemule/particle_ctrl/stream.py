@@ -104,8 +104,12 @@ class GattByteStream:
                 )
         # Writes the CCCD with a Write Request: once this returns the device has it
         # enabled, and only then does Device OS send anything (§5.1).
-        await self.link.subscribe(TX_UUID, self._queue.put_nowait)
+        await self.link.subscribe(TX_UUID, self._on_notification)
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    def _on_notification(self, value: bytes) -> None:
+        if value:  # b"" in the queue means the link is gone; an empty packet carries nothing
+            self._queue.put_nowait(bytes(value))
 
     async def _watch(self) -> None:
         await self.link.wait_disconnected()
