@@ -161,6 +161,9 @@ async def tcp_device(device: Device) -> AsyncIterator[tuple[str, int]]:
     host, port = server.sockets[0].getsockname()[:2]
     async with server:
         yield host, port
+        # Let every connection handler finish: Python 3.11 logs an error for a handler
+        # task the server cancels while it waits for its socket to close.
+        await until(lambda: device.hang_ups == device.connections)
 
 
 async def tcp_stream(address: tuple[str, int]) -> TcpByteStream:
