@@ -14,6 +14,7 @@ from bluemule.cli.emulator import emulator
 from bluemule.cli.flash import flash
 from bluemule.cli.image import image
 from bluemule.cli.keys import keys
+from bluemule.cli.particle import particle
 from bluemule.cli.server import server
 
 
@@ -30,6 +31,7 @@ cli.add_command(image)
 cli.add_command(bench)
 cli.add_command(keys)
 cli.add_command(flash)
+cli.add_command(particle)
 cli.add_command(emulator)
 cli.add_command(server)
 cli.add_command(admin)
