@@ -10,7 +10,8 @@ all integers little-endian:
   not encrypted) ‖ CCM ciphertext of ``header ‖ payload`` ‖ an 8-byte CCM tag, where the
   header is ``u16 request_id, u16 type, u16 reserved = 0`` in a request and
   ``u16 request_id, i32 result`` in a reply. Both headers are 6 bytes, so every record
-  is ``payload_size + 16`` bytes long.
+  is ``payload_size + 16`` bytes long. Device OS ignores ``reserved``; so does
+  :class:`RequestPlaintext` (it keeps the value).
 
 :class:`StreamReader` reassembles either kind from arbitrary chunks; the session tells
 it which kind comes next, because the last handshake packet and the first record can

@@ -135,6 +135,18 @@ def _handshake(payload: bytes) -> Send:
     return Send(encode_handshake_packet(payload))
 
 
+def _take(pending: Counter[int], request_id: int) -> bool:
+    """Remove one pending ``request_id``; ``False`` if there was none."""
+    count = pending.get(request_id, 0)
+    if count == 0:
+        return False
+    if count == 1:
+        del pending[request_id]
+    else:
+        pending[request_id] = count - 1
+    return True
+
+
 class _Session:
     """What both ends share: the stream reader, the transcript, the dead state."""
 
@@ -292,10 +304,8 @@ class ClientSession(_Session):
     def _on_record(self, record: SealedRecord) -> Event:
         plaintext = self._open_cipher().replies.open(record.aad, record.sealed)
         reply = ReplyPlaintext.decode(plaintext)
-        if self._pending[reply.request_id] == 0:
+        if not _take(self._pending, reply.request_id):
             raise ChannelError(f"reply to request {reply.request_id}, which is not pending")
-        self._pending[reply.request_id] -= 1
-        self._pending += Counter()  # drop zero counts
         return Reply(reply.request_id, reply.result, reply.payload)
 
     def request(self, type: int, payload: bytes = b"") -> tuple[int, list[Send]]:
@@ -397,7 +407,7 @@ class ServerSession(_Session):
         when dead.
         """
         self._check_alive()
-        if self._pending[request_id] == 0:
+        if request_id not in self._pending:
             raise ValueError(f"request {request_id} is not pending")
         if not -(2**31) <= result < 2**31:
             raise ValueError(f"result {result} does not fit an i32")
@@ -408,6 +418,5 @@ class ServerSession(_Session):
             )
         except ChannelError as error:  # counter exhausted
             self._fail(error)
-        self._pending[request_id] -= 1
-        self._pending += Counter()
+        _take(self._pending, request_id)
         return [Send(aad + sealed)]

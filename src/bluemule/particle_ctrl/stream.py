@@ -255,7 +255,7 @@ class ControlChannel:
                     match event:
                         case Send():
                             await self._send([event])
-                        case HandshakeComplete():
+                        case HandshakeComplete() if not self._handshake.done():
                             self._handshake.set_result(None)
                         case Reply(request_id=request_id):
                             waiter = self._replies.pop(request_id, None)
