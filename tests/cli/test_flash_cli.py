@@ -73,7 +73,17 @@ def test_flash_emulated_device_then_show(home: Path, tmp_path: Path) -> None:
     assert report["bytes_sent"] > 0
     assert report["seconds"] > 0
     shown = json.loads(run(home, "emulator", "show", emu, "--json").stdout)
-    assert set(shown) == {"device_id", "platform_id", "device_os_version", "mode", "app", "assets"}
+    assert set(shown) == {
+        "device_id",
+        "platform_id",
+        "device_os_version",
+        "mode",
+        "app",
+        "assets",
+        "control",
+    }
+    assert shown["control"]["mobile_secret"] is True  # present, never printed unless asked
+    assert "mobile_secret_value" not in shown["control"]
     assert (shown["platform_id"], shown["mode"]) == (35, "normal")
     assert sorted(a["name"] for a in shown["assets"]) == sorted(assets)
     again = json.loads(run(home, "flash", f"emu:{emu}", bundle, "--json").stdout)

@@ -37,6 +37,14 @@ class CharacteristicSpec:
 
 
 @dataclass(frozen=True)
+class ServiceSpec:
+    """A further primary service of the same GATT server (not advertised)."""
+
+    uuid: str
+    characteristics: tuple[CharacteristicSpec, ...]
+
+
+@dataclass(frozen=True)
 class GattServerSpec:
     """A primary service with its characteristics, plus what to advertise."""
 
@@ -52,6 +60,9 @@ class GattServerSpec:
     """Advertise ``advertising_data`` beside the flags and move the 128-bit service UUID to
     the scan response: legacy advertising holds 31 bytes, and bluemule's manufacturer data
     (26 with its header) and the UUID (18) do not fit together."""
+    extra_services: tuple[ServiceSpec, ...] = ()
+    """More primary services in the same table (e.g. Device OS's control service beside the
+    app's); their characteristics reach the same handler by UUID."""
 
 
 class PeripheralLink(Protocol):

@@ -54,6 +54,7 @@ from bluemule.transport.base import (
     NotificationCallback,
     PeerNotFoundError,
     PeripheralHandler,
+    ServiceSpec,
     TransportError,
 )
 
@@ -161,12 +162,14 @@ class BumbleGattServer:
         self._advertise = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._advertising_lock = asyncio.Lock()
-        for char_spec in spec.characteristics:
-            uuid = normalize_uuid(char_spec.uuid)
-            self._chars[uuid] = self._make_characteristic(uuid, char_spec.properties)
-        device.add_service(
-            gatt.Service(normalize_uuid(spec.service_uuid), list(self._chars.values()))
-        )
+        primary = ServiceSpec(spec.service_uuid, spec.characteristics)
+        for service in (primary, *spec.extra_services):
+            chars = []
+            for char_spec in service.characteristics:
+                uuid = normalize_uuid(char_spec.uuid)
+                self._chars[uuid] = self._make_characteristic(uuid, char_spec.properties)
+                chars.append(self._chars[uuid])
+            device.add_service(gatt.Service(normalize_uuid(service.uuid), chars))
         device.gatt_server.max_mtu = mtu
         device.on(Device.EVENT_CONNECTION, self._on_connection)
 
