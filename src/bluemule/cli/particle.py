@@ -50,6 +50,7 @@ from bluemule.particle_ctrl.errors import (
     WrongMobileSecretError,
 )
 from bluemule.particle_ctrl.plan import (
+    BadFileError,
     InputFile,
     Plan,
     PlanError,
@@ -297,8 +298,8 @@ def _platform_of(where: ControlTarget, inputs: list[InputFile]) -> int:
         try:
             data = read_bundle(file.data).app if looks_like_zip(file.data) else file.data
             found.update(m.prefix.platform_id for m in parse_combined(data) if not m.is_asset)
-        except ImageError:
-            continue  # the plan names the bad file
+        except ImageError as exc:
+            raise BadFileError(f"{file.name}: {exc}") from None
     known = {p for p in found if platform_by_id(p) is not None}
     if len(known) == 1:
         return known.pop()
