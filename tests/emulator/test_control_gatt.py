@@ -17,8 +17,10 @@ from bluemule.particle_ctrl import messages as m
 from bluemule.particle_ctrl.errors import WrongMobileSecretError
 from bluemule.particle_ctrl.stream import open_channel, open_gatt_stream
 from bluemule.protocol.constants import SERVICE_UUID
+from bluemule.relay.targets import open_target
 from bluemule.transport.base import PeerNotFoundError
 from bluemule.transport.bumble_link import VirtualLink
+from bluemule.transport.monikers import EmulatorTarget
 from tests.emulator.helpers import new_device
 
 T = m.RequestType
@@ -89,3 +91,14 @@ def test_bluemule_device_offers_the_control_service_beside_its_own(tmp_path: Pat
             await handler.aclose()
 
     asyncio.run(main())
+
+
+def test_bluemule_relay_refuses_a_stock_emulated_device_clearly(tmp_path: Path) -> None:
+    device = new_device(tmp_path, "boron", stock=True)
+
+    async def main() -> None:
+        async with open_target(EmulatorTarget(device.state_dir)):
+            pass
+
+    with pytest.raises(PeerNotFoundError, match="no bluemule library"):
+        asyncio.run(main())

@@ -101,3 +101,32 @@ def test_firmware_update_over_tcp(tmp_path: Path) -> None:
     device = EmulatedDevice.open(tmp_path / "dev")
     assert device.installed_app is not None and device.installed_app.data == app
     assert device.mode == "normal" and user.hash == device.installed_app.suffix.sha256
+
+
+def test_create_and_show_report_the_channel(tmp_path: Path) -> None:
+    env = {**os.environ, "BLUEMULE_HOME": str(tmp_path / "home")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [BLUEMULE, "emulator", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    emu = str(tmp_path / "dev")
+    made = run("create", emu, "--stock", "--listening", "--protected", "--mobile-secret", PHRASE)
+    assert made.returncode == 0, made.stderr
+    shown = run("show", emu)
+    assert "mobile secret set; listening, protected" in shown.stdout
+    assert PHRASE not in shown.stdout + made.stdout + made.stderr
+    control = json.loads(run("show", emu, "--json", "--show-secret").stdout)["control"]
+    assert control["mobile_secret_value"] == PHRASE
+    assert (control["listening"], control["protected"]) == (True, True)
+    bad = run("create", str(tmp_path / "other"), "--mobile-secret", "too short")
+    assert bad.returncode == 2 and bad.stderr.startswith("bluemule: error:")
+    assert "too short" not in bad.stderr and not (tmp_path / "other").exists()
+    listen = run("control-stream", emu, "--listen", "localhost")
+    assert listen.returncode == 2 and "HOST:PORT" in listen.stderr

@@ -100,6 +100,7 @@ def device_report(device: EmulatedDevice, *, show_secret: bool = False) -> dict[
 @emulator_options
 @_MOBILE_SECRET
 @click.option("--listening", is_flag=True, help="Start the new device in listening mode.")
+@click.option("--protected", is_flag=True, help="Device Protection: refuse most control requests.")
 @click.option("--json", "as_json", is_flag=True, help="Print the device as JSON.")
 def create(
     directory: Path,
@@ -109,6 +110,7 @@ def create(
     stock: bool,
     mobile_secret: str | None,
     listening: bool,
+    protected: bool,
     as_json: bool,
 ) -> None:
     """Create an emulated device in DIRECTORY (it trusts the development key)."""
@@ -121,6 +123,8 @@ def create(
             fail(str(exc))
     device = open_device(directory, EmulatorOptions(platform, device_id, device_os, stock))
     configure_channel(device, mobile_secret, listening)
+    if protected:
+        update_settings(device.state_dir, protected=True)
     if as_json:
         emit_json(device_report(device))
     else:

@@ -76,6 +76,11 @@ async def open_target(
                 directory, emulator or EmulatorOptions(), trusted_keys or []
             )
             handler = EmulatedPeripheral(device)
+            if handler.stock:
+                raise PeerNotFoundError(
+                    "its app has no bluemule library: it offers only Device OS's control "
+                    "service (see docs/emulator.md)"
+                )
             async with VirtualLink() as link:
                 vp = await link.add_peripheral(handler.gatt_spec(), handler)
                 try:
