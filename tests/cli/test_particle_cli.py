@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from bluemule.emulator import EmulatedDevice
 from bluemule.emulator.apps import make_app
 from bluemule.image import parse_module, write_bundle
@@ -162,9 +160,6 @@ def test_particle_usage_errors(tmp_path: Path) -> None:
     assert len(unreachable.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(
-    not hasattr(EmulatedDevice, "set_listening"), reason="emulator without listening mode"
-)
 def test_particle_flash_emu_creates_a_stock_device(tmp_path: Path) -> None:
     system, bundle = files(tmp_path)
     target = f"emu:{tmp_path / 'emu'}"

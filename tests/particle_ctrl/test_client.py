@@ -44,6 +44,8 @@ from bluemule.particle_ctrl.plan import (
     make_plan,
 )
 from bluemule.particle_ctrl.stream import ByteStream, open_tcp_stream
+from bluemule.particle_ctrl.targets import open_control_target
+from bluemule.transport.monikers import EmulatorTarget
 from tests.particle_ctrl.test_plan import FIXTURES, boron_system_part
 
 T = TypeVar("T")
@@ -323,3 +325,31 @@ def test_a_device_that_does_not_come_back_is_unreachable(tmp_path: Path) -> None
             await flash(plan, opener, connect_timeout=0.5)
 
     run(go())
+
+
+# -- over Bumble's virtual link (the emulated device's GATT control service) -----------------
+
+
+def test_over_the_virtual_link_a_refusal_then_an_update(tmp_path: Path) -> None:
+    """A device with the bluemule library also offers Device OS's control service; a wrong
+    platform is refused by name, then the plan goes through with a reset per module."""
+    device = EmulatedDevice.create(tmp_path / "dev", "boron", device_os=6300)
+    argon_app = (FIXTURES / "binaries/argon-tinker-620.bin").read_bytes()
+
+    async def go() -> None:
+        target = EmulatorTarget(device.state_dir)
+        async with open_control_target(target, secret_of(device)) as where:
+            async with where.opener() as ch:
+                info = await device_info(ch)
+                assert info.device_id == device.device_id
+                with pytest.raises(UpdateRefusedError) as err:
+                    await flash_module(ch, argon_app)
+                assert err.value.name == "OTA_INVALID_PLATFORM"
+            assert where.platform_id == BORON
+            plan = make_plan([InputFile("b.zip", bundle())], info.state(BORON))
+            result = await flash(plan, where.opener, come_back_timeout=30)
+            assert [s.outcome for s in result.steps] == ["installed", "stored", "stored"]
+
+    run(go())
+    assert device.mode == "normal"
+    assert {a["name"] for a in device.show()["assets"]} == set(ASSETS)
