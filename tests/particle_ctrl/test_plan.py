@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import zipfile
 from pathlib import Path
@@ -372,3 +373,11 @@ def test_asset_modules_given_directly_are_sent_as_they_are() -> None:
     plan = make_plan([InputFile("hello.bin", module)], boron())
     assert plan.steps[0].data == module
     assert plan.steps[0].asset_name == "hello.txt"
+
+
+def test_golden_plan_of_real_particle_files() -> None:
+    """The whole plan for particle-cli's bundle and Argon Device OS 4.1.0: order, sizes,
+    SHA-256 and resets, as recorded (asset modules compressed as particle-cli makes them)."""
+    golden = json.loads((Path(__file__).parent / "golden/plan_argon.json").read_text())
+    plan = make_plan([fixture(f) for f in golden["files"]], argon())
+    assert [s.describe() for s in plan.steps] == golden["steps"]
