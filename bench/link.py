@@ -6,7 +6,9 @@ pairs as the event length allows for the PHY, data length and MTU; the real
 ``UpdateSession`` on the phone and the real ``DeviceSession`` on a Boron whose flash takes
 time (4 KB sector erases at prepare, page programming, SHA-256, validation) and whose
 worker is busy while it works. The baseline is Particle's control-request update: 1 KB
-requests, one in flight.
+requests, one in flight; a third row is that path as a stock device really takes it
+(EC-JPAKE per session, 16 bytes of record overhead, system-thread latency, a reset per
+module: ``bluemule.linkmodel.control_channel``).
 
 Prints a table, or with ``--json`` the report (``capacity_kBps``, ``bluemule``,
 ``stop_and_wait``, ``speedup``, ``app_plus_1MB_assets_seconds``, the scenario). It is the

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bluemule.emulator import EmulatedDevice
 from bluemule.emulator.apps import make_app
+from bluemule.emulator.setup import update_settings
 from bluemule.image import parse_module, write_bundle
 from tests.particle_ctrl.test_plan import FIXTURES, boron_system_part
 
@@ -173,3 +174,18 @@ def test_particle_flash_emu_creates_a_stock_device(tmp_path: Path) -> None:
     assert json.loads(info.stdout)["device_os"] == "6.3.0"
     wrong = bluemule(tmp_path, "particle", "info", target, secret=WRONG)
     assert wrong.returncode == 2 and "wrong mobile secret" in wrong.stderr
+
+
+def test_a_protected_device_is_reported_and_refused(tmp_path: Path) -> None:
+    device = EmulatedDevice.create(tmp_path / "dev", "boron", stock=True)
+    update_settings(device.state_dir, mobile_secret=SECRET, protected=True)
+    app = tmp_path / "app.bin"
+    app.write_bytes(make_app("boron", library=False, tag="p"))
+    with control_stream(tmp_path) as target:
+        info = bluemule(tmp_path, "particle", "info", target, "--json", secret=SECRET)
+        refused = bluemule(tmp_path, "particle", "flash", target, app, "--json", secret=SECRET)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["protected"] is True
+    assert refused.returncode == 1
+    doc = json.loads(refused.stdout)
+    assert doc["error"] == "protected_device" and "SYSTEM_ERROR_PROTECTED" in doc["message"]
