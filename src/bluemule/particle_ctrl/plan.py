@@ -325,7 +325,9 @@ def _check_module(c: _Candidate, platform: Platform, device: DeviceState) -> Non
     if function != ModuleFunction.ASSET and m.prefix.platform_id != platform.id:
         other = platform_by_id(m.prefix.platform_id)
         built = other.display_name if other else f"platform {m.prefix.platform_id}"
-        raise WrongPlatformError(f"{c.name} is built for {built}; the device is {platform.display_name}")
+        raise WrongPlatformError(
+            f"{c.name} is built for {built}; the device is {platform.display_name}"
+        )
     _check_compression(c, platform, device)
     _check_size(c, platform)
 
