@@ -70,9 +70,11 @@ def secret_of(device: EmulatedDevice) -> bytes:
 
 @contextlib.asynccontextmanager
 async def tcp_service(
-    device: EmulatedDevice, secret: bytes | None = None
+    device: EmulatedDevice,
+    secret: bytes | None = None,
+    control: DeviceOsControl | None = None,
 ) -> AsyncIterator[tuple[OpenChannel, DeviceOsControl]]:
-    control = DeviceOsControl(device)
+    control = control or DeviceOsControl(device)
     async with serve_control_stream(control, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         opener = stream_opener(
@@ -289,6 +291,36 @@ def test_a_module_the_bootloader_rejects_is_reported_as_not_applied(tmp_path: Pa
                 check_step(step, info)
 
     run(go())
+    assert before is not None and device.installed_app is not None
+    assert device.installed_app.data == before.data
+
+
+class BitFlipBeforeReboot(DeviceOsControl):
+    """Fault injection: one bit of the staged copy in the OTA region flips just before the
+    reboot (a flash fault), so the bootloader's CRC check refuses the slot (§3.3)."""
+
+    def reset(self) -> None:
+        if self.device.pending_slots():
+            self.device.flash.program("ota", 100, b"\x00")  # NOR: bits only go to 0
+        super().reset()
+
+
+def test_flash_stops_when_the_device_keeps_its_old_image(tmp_path: Path) -> None:
+    device = stock_boron(tmp_path)
+    before = device.installed_app
+    app = make_app("boron", library=False, tag="flipped-in-flight")
+    events: list[FlashEvent] = []
+
+    async def go() -> None:
+        control = BitFlipBeforeReboot(device)
+        async with tcp_service(device, control=control) as (opener, _):
+            plan = make_plan([InputFile("app.bin", app)], _state(device))
+            with pytest.raises(NotAppliedError, match=r"user_part 2 reports SHA-256"):
+                await flash(plan, opener, events.append)
+            assert control.resets == 1
+
+    run(go())
+    assert not any(isinstance(e, StepDone) for e in events)
     assert before is not None and device.installed_app is not None
     assert device.installed_app.data == before.data
 
