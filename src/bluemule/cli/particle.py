@@ -321,7 +321,7 @@ def _progress(bar: Progress, plan: Plan) -> Callable[[FlashEvent], None]:
             case StepProgress(index=i, sent=sent):
                 bar.update(tasks[i], completed=sent)
             case WaitingForDevice(index=i):
-                bar.update(tasks[i], description="waiting for the device")
+                bar.update(tasks[i], description="waiting for the device to reset")
             case StepDone(index=i, result=result):
                 step = plan.steps[i]
                 bar.update(tasks[i], description=f"{result.outcome} {step.name}"[:34])
