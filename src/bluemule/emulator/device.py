@@ -39,12 +39,7 @@ from bluemule.emulator.deviceos import DeviceOs, OtaSession, Ram, UpdateResult
 from bluemule.emulator.errors import StateDirError, UsageError
 from bluemule.emulator.flash import Flash
 from bluemule.emulator.layout import Area, FlashDevice, FlashLayout, layout_for
-from bluemule.emulator.setup import (
-    ControlSettings,
-    check_mobile_secret,
-    generate_mobile_secret,
-    save_settings,
-)
+from bluemule.emulator.setup import new_settings, save_settings
 from bluemule.emulator.storage import (
     AssetStorage,
     FileStore,
@@ -241,8 +236,7 @@ class EmulatedDevice:
         if layout is None:
             raise UsageError(f"platform {platform!r} is not emulated")
         ident = _check_device_id(device_id)
-        secret = generate_mobile_secret() if mobile_secret is None else mobile_secret
-        check_mobile_secret(secret)
+        settings = new_settings(mobile_secret, protected=protected)
         for what, v in (("device_os", device_os), ("bootloader_version", bootloader_version)):
             if not 0 <= v <= 0xFFFF:
                 raise UsageError(f"{what} {v} is not a 16-bit module version")
@@ -270,7 +264,7 @@ class EmulatedDevice:
             ident, layout.name, _system_modules(layout, device_os, bootloader_version)
         )
         atomic_write(root / CONFIG_FILE, json.dumps(config.to_json(), indent=2).encode())
-        save_settings(root, ControlSettings(secret, protected=protected))
+        save_settings(root, settings)
         device = cls(root, config, sleep=sleep)
         device._flash.install("user", module.prefix.start_address - window.start, module.data)
         for name, data in asset_modules.items():

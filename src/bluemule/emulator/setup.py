@@ -78,6 +78,16 @@ class ControlSettings:
         return cls(check_mobile_secret(str(obj["mobile_secret"])), **flags)
 
 
+def new_settings(mobile_secret: str | None = None, *, protected: bool = False) -> ControlSettings:
+    """Settings for a new device: ``mobile_secret`` checked, or a random one.
+
+    Raises:
+        UsageError: a mobile secret that is not 15 printable characters.
+    """
+    secret = generate_mobile_secret() if mobile_secret is None else mobile_secret
+    return ControlSettings(check_mobile_secret(secret), protected=protected)
+
+
 def load_settings(state_dir: Path) -> ControlSettings:
     """The settings of the device in ``state_dir``; a directory made before they existed
     gets a new mobile secret, saved.
