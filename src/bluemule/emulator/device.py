@@ -4,8 +4,9 @@ State directory::
 
     device.json    identity and the installed system modules (system part 1 as a record:
                    function 4, index 1, version = Device OS version; bootloader; radio stack)
+    control.json   mobile secret and control-channel settings (:mod:`.setup`)
     ram.json       volatile Device OS state, so another process can continue the same power
-                   cycle (mode, open update, pending reset, assets seen at boot)
+                   cycle (mode, open update, pending reset, assets seen at boot, listening)
     flash/         ota.bin and user.bin: the OTA region and user-part window, byte for byte,
                    plus the power-off marker
     lfs/           main LittleFS: sys/dct.bin (DCT module slots), bluemule/<key> (key-value)
