@@ -381,3 +381,20 @@ def test_golden_plan_of_real_particle_files() -> None:
     golden = json.loads((Path(__file__).parent / "golden/plan_argon.json").read_text())
     plan = make_plan([fixture(f) for f in golden["files"]], argon())
     assert [s.describe() for s in plan.steps] == golden["steps"]
+
+
+def test_a_compressed_app_is_measured_by_its_original_size() -> None:
+    app = make_app("boron", library=False, body_size=262_144)  # compresses well, too big
+    packed = compress_module(parse_module(app))
+    assert len(packed) < 262_144 < len(app)
+    with pytest.raises(TooLargeError, match="Boron allows 262144"):
+        make_plan([InputFile("big.bin", packed)], boron())
+
+
+def test_m_som_tinker_needs_its_device_os() -> None:
+    msom = DeviceState(35, (DeviceModule(SYSTEM, 1, 6300), DeviceModule(BOOTLOADER, 0, 3000)))
+    with pytest.raises(DependencyError, match="system_part 1 >= 6305; the device has 6300"):
+        make_plan([fixture("binaries/tinker-6.3.4-msom.bin")], msom)
+    newer = DeviceState(35, (DeviceModule(SYSTEM, 1, 6305), DeviceModule(BOOTLOADER, 0, 3000)))
+    plan = make_plan([fixture("binaries/tinker-6.3.4-msom.bin")], newer)
+    assert [(s.kind, s.index, s.size) for s in plan.steps] == [("user_part", 1, 57344)]

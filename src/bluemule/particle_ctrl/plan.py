@@ -43,6 +43,7 @@ from bluemule.image import (
     parse_module,
     platform_by_id,
     read_bundle,
+    read_compressed_header,
     split_combined,
 )
 from bluemule.particle_ctrl.errors import ParticleCtrlError
@@ -351,9 +352,13 @@ def _check_size(c: _Candidate, platform: Platform) -> None:
         raise TooLargeError(
             f"{c.name} is {size} B; the OTA region holds {platform.ota_region_size} B"
         )
+    if c.module.function == ModuleFunction.USER_PART and c.module.is_compressed:
+        try:
+            size = read_compressed_header(c.module).original_size
+        except ImageError as exc:
+            raise BadFileError(f"{c.name}: {exc}") from None
     if (
         c.module.function == ModuleFunction.USER_PART
-        and not c.module.is_compressed
         and platform.max_app_size is not None
         and size > platform.max_app_size
     ):
