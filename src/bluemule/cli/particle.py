@@ -148,7 +148,11 @@ def info(
     stock: bool,
     as_json: bool,
 ) -> None:
-    """Show Device OS version, modules, assets, mode and capabilities of TARGET."""
+    """Show Device OS version, modules, assets, mode and capabilities of TARGET.
+
+    TARGET: emu:DIR, bumble:TRANSPORT[@ADDR], ble:ADDRESS or tcp:HOST:PORT (see
+    ``bluemule particle --help``); the emulator options apply to a new emu:DIR only.
+    """
     parsed = _parse(target)
     secret = _check_secret(mobile_secret)
     options = EmulatorOptions(platform, device_id, device_os, stock)
@@ -232,7 +236,8 @@ def flash_command(
     The files are ordered as particle-cli does: bootloader, system parts by dependency,
     application, then assets (those the device has are skipped). Anything that cannot
     work is refused before a byte is sent. Each module is one session and one reset;
-    after each reset the device is reconnected and checked.
+    after each reset the device is reconnected and checked. TARGET as for
+    ``bluemule particle info``.
     """
     parsed = _parse(target)
     secret = _check_secret(mobile_secret)
