@@ -57,6 +57,8 @@ def advertising_data(session: DeviceSession) -> bytes:
         flags |= AdvertisingFlag.TRANSFER_OPEN
     if status.flags & StatusFlag.UPDATE_PENDING:
         flags |= AdvertisingFlag.UPDATE_PENDING
+    if status.events is not None and status.events.queued:
+        flags |= AdvertisingFlag.EVENTS_QUEUED
     value = Advertisement(
         status.device_id, status.platform_id, status.release_counter, int(flags)
     ).encode()
