@@ -1,0 +1,61 @@
+"""The relay agent over Bumble's virtual link, emulated devices and a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from bluemule.relay.agent import RunSummary
+from bluemule.server.models import DeviceUpdate
+from tests.relay.fleet import fleet
+from tests.server.conftest import Api
+from tests.server.test_relay_api import add_device, publish, upload
+from tests.support.live_server import LiveServer
+
+DEVICES = ["e00fce680000000000000c01", "e00fce680000000000000c02"]
+
+
+def update_state(api: Api, device_id: str) -> tuple[str, str | None] | None:
+    with api.state.sessions() as session:
+        row = session.get(DeviceUpdate, device_id)
+        return None if row is None else (row.state, row.reason)
+
+
+def by_device(summary: RunSummary) -> dict[str, Any]:
+    return {v.device_id: v for v in summary.devices}
+
+
+def test_agent_updates_the_device_that_needs_it_and_sights_the_other(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, DEVICES[0], groups=["beta"])
+    add_device(api, DEVICES[1])
+    release_id = upload(api, "v2", 2, {"a.txt": b"asset bytes " * 100})
+    publish(api, release_id, groups=["beta"])
+    app_sha = api.get(f"/api/admin/v1/releases/{release_id}").json()["app_sha256"]
+
+    async def run() -> tuple[RunSummary, RunSummary]:
+        key = api.state.signing_key.public_key
+        async with fleet(tmp_path / "devices", DEVICES, key) as devices:
+            agent = devices.agent(server.url, token, tmp_path / "relay")
+            try:
+                first = await agent.run_once()
+                second = await agent.run_once()
+            finally:
+                await agent.aclose()
+            return first, second
+
+    first, second = asyncio.run(run())
+    assert first.online and first.desired == 1 and first.downloaded_bytes > 0
+    visits = by_device(first)
+    assert set(visits) == set(DEVICES)
+    assert visits[DEVICES[0]].update == "applied" and visits[DEVICES[1]].update is None
+    assert first.pending == {"report": 0, "event": 0}
+    assert update_state(api, DEVICES[0]) == ("confirmed_running", None)
+    assert update_state(api, DEVICES[1]) is None
+    shown = api.get(f"/api/admin/v1/devices/{DEVICES[0]}").json()
+    assert shown["state"]["app_sha256"] == app_sha
+    # the second pass: nothing left to do, nothing downloaded again
+    assert second.desired == 0 and second.downloaded_bytes == 0
+    assert all(v.update is None for v in second.devices)
