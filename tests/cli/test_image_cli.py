@@ -53,6 +53,7 @@ COVERED = {
     "admin rollout resume": "tests/server/test_rollouts_api.py::test_rollout_cli",
     "admin rollout next": "tests/server/test_rollouts_api.py::test_rollout_cli",
     "admin rollout retry": "tests/server/test_rollouts_api.py::test_rollout_cli",
+    "relay run": "tests/e2e/test_relay_restart.py::test_relay_killed_mid_transfer_resumes",
 }
 
 

@@ -14,6 +14,7 @@ from bluemule.cli.emulator import emulator
 from bluemule.cli.flash import flash
 from bluemule.cli.image import image
 from bluemule.cli.keys import keys
+from bluemule.cli.relay import relay
 from bluemule.cli.server import server
 
 
@@ -32,6 +33,7 @@ cli.add_command(keys)
 cli.add_command(flash)
 cli.add_command(emulator)
 cli.add_command(server)
+cli.add_command(relay)
 cli.add_command(admin)
 admin.add_command(webhook)
 admin.add_command(rollout)

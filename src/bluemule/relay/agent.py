@@ -40,6 +40,7 @@ from bluemule.relay.scan import Scanner, Sighting
 from bluemule.relay.server_client import (
     DesiredUpdate,
     Offline,
+    RejectedError,
     ServerClient,
     ServerError,
     parse_desired,
@@ -428,6 +429,10 @@ class RelayAgent:
         except (Offline, ServerError) as exc:
             log_event("offline", 30, error=str(exc))
             summary.online = False
+            return
+        except RejectedError as exc:  # kept in the outbox; an operator must look
+            log_event("server_refused", 40, error=str(exc))
+            summary.online = True
             return
         summary.online = True
         summary.uploaded_reports += reports
