@@ -138,7 +138,7 @@ def decode_body(sequence: int, body: bytes) -> EventRecord:
     if len(body) < _BODY.size or len(body) > MAX_BODY_SIZE:
         raise DecodeError(f"event record of {len(body)} bytes")
     captured_at, flags, n = _BODY.unpack_from(body)
-    if flags & ~EventFlag.HAS_DATA:
+    if flags & ~int(EventFlag.HAS_DATA):
         raise DecodeError(f"event record flags 0x{flags:02x}", offset=4)
     if len(body) < _BODY.size + n:
         raise DecodeError("event name truncated", offset=_BODY.size)
@@ -294,7 +294,8 @@ class EventQueue:
         kept = b""
         if last is not None:
             old = decode_segment(self._store.kv_get(segment_key(last)) or b"")
-            kept = b"".join(encode_stored(s, b) for s, b in old if s < seq)  # drop orphans
+            # keep what is still queued: acked records and a lost publish's orphan go
+            kept = b"".join(encode_stored(s, b) for s, b in old if state.first <= s < seq)
         if last is not None and len(kept) + len(stored) <= EVENT_SEGMENT_SIZE:
             if self._store.kv_get(segment_key(seq)) is not None:
                 self._store.kv_put(segment_key(seq), None)  # an orphan of a lost publish
