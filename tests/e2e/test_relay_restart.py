@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from bluemule.emulator import EmulatedDevice
 from bluemule.emulator.services import set_trusted_keys
 from bluemule.server.models import DeviceUpdate, Report
@@ -123,12 +125,8 @@ def test_relay_killed_mid_transfer_resumes(
     with api.state.sessions() as session:
         row = session.get(DeviceUpdate, DEVICE)
         assert row is not None and row.state == "confirmed_running"
-        kinds = [
-            r.body["update"]["state"]
-            for r in session.query(Report)
-            .filter(Report.device_id == DEVICE, Report.kind == "update")
-            .order_by(Report.received_at, Report.id)
-        ]
+        query = select(Report.body).where(Report.device_id == DEVICE, Report.kind == "update")
+        kinds = [json.loads(json.dumps(body))["update"]["state"] for body in session.scalars(query)]
     assert kinds.count("cached_on_relay") == 1 and kinds.count("confirmed_running") == 1
     shown = EmulatedDevice.open(tmp_path / "dev").show()
     assert [a["name"] for a in shown["assets"]] == ["big.bin"]
