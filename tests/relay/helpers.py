@@ -1,0 +1,31 @@
+"""A site with one device that should install a release with a large asset."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from tests.server.conftest import Api
+from tests.server.test_relay_api import add_device, publish, upload
+
+DEVICE = "e00fce680000000000000b0b"
+
+
+@dataclass(frozen=True)
+class Offered:
+    """The release offered to :data:`DEVICE` and its largest blob."""
+
+    release_id: int
+    blob: str
+    blob_bytes: bytes
+
+
+def offer_release(api: Api, asset_size: int = 60_000) -> Offered:
+    """Register :data:`DEVICE` at site north and publish a release to it."""
+    add_device(api, DEVICE, groups=["beta"])
+    asset = random.Random(asset_size).randbytes(asset_size)
+    release_id = upload(api, "v2", 2, {"data.bin": asset})
+    publish(api, release_id, groups=["beta"])
+    parts = api.get(f"/api/admin/v1/releases/{release_id}").json()["parts"]
+    blob = max(parts, key=lambda p: p["size"])["blob_sha256"]
+    return Offered(release_id, blob, api.state.blobs.path(blob).read_bytes())
