@@ -31,6 +31,7 @@ COVERED = {
     "emulator create": "test_flash_cli.py::test_emulator_create_and_bad_inputs",
     "emulator show": "test_flash_cli.py::test_flash_emulated_device_then_show",
     "emulator run": "test_emulator_run.py::test_emulator_run_serves_a_relay",
+    "emulator publish": "test_events_cli.py::test_emulator_publish",
     "bench link": "tests/linkmodel/test_bench_cli.py::test_bench_link_json_and_table",
     "server": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin relay add": "tests/server/test_server_cli.py::test_server_and_admin_commands",
