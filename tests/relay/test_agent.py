@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from bluemule.relay.agent import RunSummary
+from bluemule.relay.config import MaintenanceWindow
 from bluemule.server.models import DeviceUpdate
 from tests.relay.fleet import fleet
 from tests.server.conftest import Api
@@ -59,3 +61,44 @@ def test_agent_updates_the_device_that_needs_it_and_sights_the_other(
     # the second pass: nothing left to do, nothing downloaded again
     assert second.desired == 0 and second.downloaded_bytes == 0
     assert all(v.update is None for v in second.devices)
+
+
+def test_offline_after_a_restart_the_relay_updates_from_its_journal(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, DEVICES[0], groups=["beta"])
+    release_id = upload(api, "v2", 2)
+    publish(api, release_id, groups=["beta"])
+    hour = dt.datetime.now(dt.UTC).hour
+    closed = MaintenanceWindow.parse(f"{(hour + 1) % 24:02d}:00-{(hour + 2) % 24:02d}:00")
+    cache = tmp_path / "relay"
+    cached: list[tuple[str, str | None] | None] = []
+
+    async def run() -> tuple[RunSummary, RunSummary, RunSummary]:
+        key = api.state.signing_key.public_key
+        async with fleet(tmp_path / "devices", DEVICES[:1], key) as devices:
+            agent = devices.agent(server.url, token, cache, maintenance_window=closed)
+            try:
+                waiting = await agent.run_once()  # cached, outside the window: no update
+            finally:
+                await agent.aclose()
+            cached.append(await asyncio.to_thread(update_state, api, DEVICES[0]))
+            await asyncio.to_thread(server.stop)
+            agent = devices.agent(server.url, token, cache)  # restarted, offline
+            try:
+                offline = await agent.run_once()
+                await asyncio.to_thread(server.start)
+                online = await agent.run_once()
+            finally:
+                await agent.aclose()
+            return waiting, offline, online
+
+    waiting, offline, online = asyncio.run(run())
+    assert [v.update for v in waiting.devices] == [None] and waiting.desired == 1
+    assert cached == [("cached_on_relay", None)]
+    assert not offline.online and [v.update for v in offline.devices] == ["applied"]
+    assert offline.pending["report"] >= 3  # sighting, installed, confirmed: kept for later
+    assert online.online and online.pending == {"report": 0, "event": 0}
+    assert online.uploaded_reports >= offline.pending["report"]
+    assert update_state(api, DEVICES[0]) == ("confirmed_running", None)
+    assert all(v.update is None for v in online.devices)
