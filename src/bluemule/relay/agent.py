@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from bluemule.protocol.messages import DeviceStatus, decode_status
 from bluemule.protocol.release import Release
 from bluemule.relay.cache import BlobCache, CacheError
 from bluemule.relay.config import RelayConfig, log_event
+from bluemule.relay.events import EventDrainError, RelayedEvent, drain_events
 from bluemule.relay.journal import ItemKind, Journal
 from bluemule.relay.scan import Scanner, Sighting
 from bluemule.relay.server_client import (
@@ -264,19 +264,14 @@ class RelayAgent:
         return visit
 
     async def _drain_events(self, link: CentralLink) -> int:
-        try:
-            events = importlib.import_module("bluemule.relay.events")
-        except ImportError:
-            return 0
-
-        async def store(batch: Sequence[Any]) -> None:
+        async def store(batch: Sequence[RelayedEvent]) -> None:
             self.journal.add_events([e.to_json() for e in batch])
 
         try:
-            drained: int = await events.drain_events(link, store, timeout=self.config.event_timeout)
-        except events.EventDrainError as exc:
+            drained = await drain_events(link, store, timeout=self.config.event_timeout)
+        except EventDrainError as exc:
             log_event("events_interrupted", 30, error=str(exc), drained=exc.drained)
-            return int(exc.drained)
+            return exc.drained
         if drained:
             log_event("events_drained", count=drained)
         return drained
