@@ -25,10 +25,11 @@ from bluemule.relay.events import (
     RelayedEvent,
     drain_events,
 )
+from bluemule.relay.targets import bluemule_advertisement
 from bluemule.relay.update import UpdatePolicy, push_update
 from bluemule.transport.base import CentralLink
 from bluemule.transport.faults import LinkWrapper
-from tests.e2e.harness import DEVICE_IDS, KEY, new_device, served
+from tests.e2e.harness import DEVICE_IDS, KEY, Rig, new_device, served
 
 AT = datetime(2026, 11, 24, 7, 30, tzinfo=UTC)
 BIG = "€" * 341 + "x"  # 1,024 bytes of UTF-8
@@ -160,3 +161,35 @@ def test_drain_before_and_after_an_update_on_one_connection(tmp_path: Path) -> N
 
     asyncio.run(run())
     assert list(server.events) == [event_id(DEVICE_IDS["msom"], s) for s in range(1, 6)]
+
+
+def test_the_advertisement_tells_a_relay_events_are_queued(tmp_path: Path) -> None:
+    device = new_device(tmp_path / "dev", "boron")
+
+    async def events_queued(rig: Rig) -> bool:
+        async with rig.link.scan(None) as results:
+            async for result in results:
+                advert = bluemule_advertisement(result.advertising_data)
+                if advert is not None and advert.device_id.hex() == DEVICE_IDS["boron"]:
+                    return bool(advert.flags & AdvertisingFlag.EVENTS_QUEUED)
+        raise AssertionError("no advertisement")
+
+    async def run() -> list[bool]:
+        async with served(device) as rig:
+            rig.peripheral.advertising_changed = rig.link.peripherals[rig.address].server.start
+            seen = [await events_queued(rig)]
+            await rig.peripheral.publish("door/open", None, AT)  # idle: re-advertised
+            seen.append(await events_queued(rig))
+            link = await rig.connector()()
+            assert await drain_events(link, Server().store) == 1
+            await link.disconnect()  # advertising restarts with fresh data
+            seen.append(await events_queued(rig))
+            # Another process (``bluemule emulator publish``) adds to the state directory.
+            fresh = asyncio.create_task(rig.peripheral.keep_advertising_fresh(0.05))
+            EmulatedDevice.open(device.state_dir).publish("from/cli", "1", AT)
+            await asyncio.sleep(0.3)
+            seen.append(await events_queued(rig))
+            fresh.cancel()
+            return seen
+
+    assert asyncio.run(run()) == [False, True, False, True]

@@ -130,9 +130,14 @@ def run(
     handler = EmulatedPeripheral(device)
 
     async def main() -> None:
-        async with serve(transport, handler.gatt_spec(), handler):
+        async with serve(transport, handler.gatt_spec(), handler) as server:
+            handler.advertising_changed = server.start  # events published meanwhile
+            fresh = asyncio.create_task(handler.keep_advertising_fresh())
             click.echo(json.dumps({"serving": device.device_id, "transport": transport}))
-            await asyncio.Event().wait()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                fresh.cancel()
 
     try:
         asyncio.run(main())
