@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from bluemule.emulator import EmulatedDevice
 from bluemule.emulator.services import set_trusted_keys
-from bluemule.server.models import DeviceUpdate, Report
+from bluemule.server.models import DeviceUpdate, Event, Report
 from tests.server.conftest import Api
 from tests.server.test_relay_api import add_device, publish, upload
 from tests.support.hci import linked_controllers
@@ -67,6 +67,8 @@ def test_relay_killed_mid_transfer_resumes(
     publish(api, release_id, groups=["beta"])
     device = EmulatedDevice.create(tmp_path / "dev", "boron", device_id=DEVICE)
     set_trusted_keys(device, [api.state.signing_key.public_key])
+    for n in range(3):
+        device.publish("reading", f"r{n}")  # drained (and acknowledged) by the first relay
     cache = tmp_path / "relay"
     with linked_controllers(3) as hci:
         emulator = subprocess.Popen(
@@ -97,7 +99,7 @@ def test_relay_killed_mid_transfer_resumes(
             hci.drop_connections(1)  # the device notices the link is gone
             with sqlite3.connect(cache / "journal.sqlite3") as db:
                 owed = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-            assert owed >= 3  # sighting, cached_on_relay, transferring: durable, unsent
+            assert owed >= 6  # sighting, cached_on_relay, transferring, 3 events: durable, unsent
             second_config = relay_config(
                 tmp_path / "relay2.toml", server.url, token, cache, hci.monikers[2]
             )
@@ -127,6 +129,11 @@ def test_relay_killed_mid_transfer_resumes(
         assert row is not None and row.state == "confirmed_running"
         query = select(Report.body).where(Report.device_id == DEVICE, Report.kind == "update")
         kinds = [json.loads(json.dumps(body))["update"]["state"] for body in session.scalars(query)]
+        events = session.execute(
+            select(Event.id, Event.data).where(Event.device_id == DEVICE).order_by(Event.id)
+        ).all()
     assert kinds.count("cached_on_relay") == 1 and kinds.count("confirmed_running") == 1
+    assert [tuple(e) for e in events] == [(f"{DEVICE}:{n}", f"r{n - 1}") for n in (1, 2, 3)]
+    assert summary["uploaded_events"] == 3 and visit["events"] == 0  # none left on the device
     shown = EmulatedDevice.open(tmp_path / "dev").show()
     assert [a["name"] for a in shown["assets"]] == ["big.bin"]
