@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -224,7 +223,3 @@ def _detail(response: httpx.Response) -> str:
         return str(body["detail"])[:300]
     return response.reason_phrase
 
-
-def manifest_digest(manifest: bytes) -> str:
-    """The SHA-256 (hex) the server lists for a manifest."""
-    return hashlib.sha256(manifest).hexdigest()
