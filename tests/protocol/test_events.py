@@ -292,3 +292,19 @@ def test_status_reports_the_queue_in_device_status() -> None:
     status = DeviceStatus(bytes(12), 13, 6200, 1, 0xFFFF, 0, bytes(32), 0, 244, 4096, 1024, 0,
                           events=summary)  # fmt: skip
     assert decode_status(status.encode()).events == summary
+
+
+def test_golden_storage_layout() -> None:
+    """The meta and segment files byte for byte (what the C++ library writes too)."""
+    store = DictStore()
+    q = EventQueue(store)
+    q.publish("temp", "21.5", 1767225600)
+    q.publish("door/open", None)
+    q.ack(1)
+    # format 1, first 2, next 3, dropped 0, 1 segment, 0 trash, segment key 1
+    assert store.kv[KV_EVENTS].hex() == "01020000000300000000000000010001000000"
+    first, second = (bytes.fromhex(r["stored"]) for r in GOLDEN["records"][:2])
+    second = b"\x02" + second[1:]  # the golden second record has sequence 7
+    assert store.kv["events.00000001"] == first + second  # acked records stay until rewritten
+    q.publish("x", None)
+    assert store.kv["events.00000001"].startswith(second)  # ...which drops them
