@@ -1,0 +1,69 @@
+"""``bluemule relay run``: one-line errors and exit 2 for bad settings and a refused token.
+
+The full command (a killed relay process resuming) is tests/e2e/test_relay_restart.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.relay.conftest import api, server, settings, token
+from tests.support.hci import linked_controllers
+from tests.support.live_server import LiveServer
+
+__all__ = ["api", "server", "settings", "token"]
+BLUEMULE = str(Path(sys.executable).parent / "bluemule")
+
+
+def relay(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEMULE_")}
+    return subprocess.run(
+        [BLUEMULE, "relay", "run", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[str], text: str) -> None:
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("bluemule: error: ") and text in result.stderr
+
+
+def test_bad_settings_are_one_line_errors(tmp_path: Path) -> None:
+    one_line(relay("--token", "t"), "server-url is not set")
+    one_line(relay("--server", "http://127.0.0.1:9", "--cache-dir", tmp_path), "token")
+    bad = tmp_path / "relay.toml"
+    bad.write_text("scan = 1\n")
+    one_line(relay("--config", bad), "unknown setting 'scan'")
+    one_line(
+        relay("--server", "x", "--token", "t", "--cache-dir", tmp_path, "--transport", "usb:0"),
+        "http",
+    )
+    one_line(
+        relay(
+            "--server", "http://127.0.0.1:9", "--token", "t", "--cache-dir", tmp_path,
+            "--maintenance-window", "late",
+        ),
+        "maintenance window",
+    )  # fmt: skip
+
+
+def test_a_refused_token_is_a_one_line_error_without_the_token(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    wrong = "rly_wrong_token_value_1234"
+    with linked_controllers(1) as hci:
+        result = relay(
+            "--server", server.url, "--token", wrong, "--cache-dir", tmp_path / "cache",
+            "--transport", f"bumble:{hci.monikers[0]}", "--once",
+        )  # fmt: skip
+    assert result.returncode == 2 and "refused the relay token" in result.stderr
+    assert wrong not in result.stderr and wrong not in result.stdout
+    assert result.stderr.splitlines()[-1].startswith("bluemule: error: ")
