@@ -7,9 +7,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from bluemule.relay.agent import RunSummary
 from bluemule.relay.config import MaintenanceWindow
-from bluemule.server.models import DeviceUpdate
+from bluemule.server.models import DeviceUpdate, Event
 from tests.relay.fleet import fleet
 from tests.server.conftest import Api
 from tests.server.test_relay_api import add_device, publish, upload
@@ -102,3 +104,33 @@ def test_offline_after_a_restart_the_relay_updates_from_its_journal(
     assert online.uploaded_reports >= offline.pending["report"]
     assert update_state(api, DEVICES[0]) == ("confirmed_running", None)
     assert all(v.update is None for v in online.devices)
+
+
+def test_items_the_server_refuses_move_aside_and_do_not_block_the_rest(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, DEVICES[0])
+    add_device(api, DEVICES[1], "south")  # another site: the server refuses its events
+
+    def event(device_id: str, n: int) -> dict[str, Any]:
+        return {"id": f"{device_id}:{n}", "device_id": device_id, "name": "t", "data": str(n)}
+
+    async def run() -> tuple[tuple[int, int], list[tuple[str, str]], dict[str, int]]:
+        async with fleet(tmp_path / "devices", [], b"") as devices:
+            agent = devices.agent(server.url, token, tmp_path / "relay")
+            try:
+                agent.journal.add_events(
+                    [event(DEVICES[0], 1), event(DEVICES[1], 1), event(DEVICES[0], 2)]
+                )
+                sent = await agent.upload()
+                refused = [(i.item_id, reason) for i, reason in agent.journal.refused()]
+                return sent, refused, agent.journal.counts()
+            finally:
+                await agent.aclose()
+
+    sent, refused, counts = asyncio.run(run())
+    assert sent == (0, 2) and counts == {"report": 0, "event": 0}
+    assert [i for i, _ in refused] == [f"{DEVICES[1]}:1"] and "403" in refused[0][1]
+    with api.state.sessions() as session:
+        stored = session.scalars(select(Event.id).order_by(Event.id)).all()
+    assert stored == [f"{DEVICES[0]}:1", f"{DEVICES[0]}:2"]

@@ -35,7 +35,7 @@ from bluemule.protocol.release import Release
 from bluemule.relay.cache import BlobCache, CacheError
 from bluemule.relay.config import RelayConfig, log_event
 from bluemule.relay.events import EventDrainError, RelayedEvent, drain_events
-from bluemule.relay.journal import ItemKind, Journal
+from bluemule.relay.journal import ItemKind, Journal, OutboxItem
 from bluemule.relay.scan import Scanner, Sighting
 from bluemule.relay.server_client import (
     DesiredUpdate,
@@ -183,22 +183,37 @@ class RelayAgent:
         return all(self.cache.has(p.sha256) for p in update.parts)
 
     async def upload(self) -> tuple[int, int]:
-        """Upload everything owed, oldest first; returns (reports, events) sent."""
+        """Upload everything owed, oldest first; returns (reports, events) the server took.
+
+        A batch the server refuses outright is split until the refused items are found;
+        those move aside (:meth:`Journal.refuse`) and the rest goes through in order.
+        """
         sent = {"report": 0, "event": 0}
         kinds: tuple[ItemKind, ...] = ("report", "event")
         for kind in kinds:
             while batch := self.journal.pending(kind, UPLOAD_BATCH):
-                bodies = [item.body for item in batch]
-                if kind == "report":
-                    accepted = await self.client.post_reports(bodies)
-                else:
-                    accepted = await self.client.post_events(bodies)
-                self.journal.acknowledge(batch)
-                sent[kind] += len(batch)
-                log_event(
-                    "uploaded", kind=kind, accepted=accepted.accepted, dup=accepted.duplicates
-                )
+                sent[kind] += await self._upload_batch(kind, batch)
         return sent["report"], sent["event"]
+
+    async def _upload_batch(self, kind: ItemKind, batch: list[OutboxItem]) -> int:
+        bodies = [item.body for item in batch]
+        try:
+            if kind == "report":
+                accepted = await self.client.post_reports(bodies)
+            else:
+                accepted = await self.client.post_events(bodies)
+        except RejectedError as exc:
+            if len(batch) == 1:
+                self.journal.refuse(batch[0], str(exc))
+                log_event("server_refused", 40, kind=kind, id=batch[0].item_id, error=str(exc))
+                return 0
+            half = len(batch) // 2
+            return await self._upload_batch(kind, batch[:half]) + await self._upload_batch(
+                kind, batch[half:]
+            )
+        self.journal.acknowledge(batch)
+        log_event("uploaded", kind=kind, accepted=accepted.accepted, dup=accepted.duplicates)
+        return len(batch)
 
     # --- BLE --------------------------------------------------------------------------
 
@@ -425,7 +440,7 @@ class RelayAgent:
             log_event("offline", 30, error=str(exc))
             summary.online = False
             return
-        except RejectedError as exc:  # kept in the outbox; an operator must look
+        except RejectedError as exc:  # a sync the server refuses: try again next round
             log_event("server_refused", 40, error=str(exc))
             summary.online = True
             return

@@ -4,7 +4,9 @@
   carries its id (reports: chosen here once, at store time; events: the device's own
   ``event_id``), so an upload repeated after a crash is a duplicate the server counts and
   ignores. An item leaves the outbox only after the server acknowledged it; storing an id
-  twice keeps the first (a device re-sending events the relay already stored).
+  twice keeps the first (a device re-sending events the relay already stored). An item
+  the server refuses outright moves to **refused** (kept, with the reason, for an
+  operator) so it cannot hold up the items behind it.
 * **sync state**: the last ETag and desired-state body, so a restarted relay works through
   its devices without reaching the server.
 * **updates**: per device and release, how far the relay got (cached, transferring with
@@ -32,6 +34,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     item_id TEXT NOT NULL UNIQUE,
     device_id TEXT NOT NULL,
     body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refused (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    item_id TEXT NOT NULL UNIQUE,
+    device_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
@@ -131,6 +141,25 @@ class Journal:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(i.seq,) for i in items])
+
+    def refuse(self, item: OutboxItem, reason: str) -> None:
+        """The server will never take this item: keep it aside with the reason."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO refused (seq, kind, item_id, device_id, body, reason) "
+                "SELECT seq, kind, item_id, device_id, body, ? FROM outbox WHERE seq = ? "
+                "ON CONFLICT (item_id) DO NOTHING",
+                (reason, item.seq),
+            )
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
+
+    def refused(self) -> list[tuple[OutboxItem, str]]:
+        """Items the server refused, with its reason, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, kind, item_id, device_id, body, reason FROM refused ORDER BY seq"
+        ).fetchall()
+        return [(OutboxItem(s, k, i, d, json.loads(b)), r) for s, k, i, d, b, r in rows]
 
     def counts(self) -> dict[str, int]:
         """Items waiting for upload, per kind."""
