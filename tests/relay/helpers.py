@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any, cast
 
+from sqlalchemy import select
+
+from bluemule.server.models import Report
 from tests.server.conftest import Api
 from tests.server.test_relay_api import add_device, publish, upload
 
@@ -29,3 +33,16 @@ def offer_release(api: Api, asset_size: int = 60_000) -> Offered:
     parts = api.get(f"/api/admin/v1/releases/{release_id}").json()["parts"]
     blob = max(parts, key=lambda p: p["size"])["blob_sha256"]
     return Offered(release_id, blob, api.state.blobs.path(blob).read_bytes())
+
+
+def reported_states(api: Api, device_id: str) -> list[str]:
+    """The update states the server stored for a device, in the order received."""
+    with api.state.sessions() as session:
+        query = (
+            select(Report.body)
+            .where(Report.device_id == device_id, Report.kind == "update")
+            .order_by(Report.received_at, Report.id)
+        )
+        return [
+            str(cast(dict[str, Any], body["update"])["state"]) for body in session.scalars(query)
+        ]

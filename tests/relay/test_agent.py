@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from bluemule.relay.agent import RunSummary
 from bluemule.relay.config import MaintenanceWindow
 from bluemule.server.models import DeviceUpdate, Event
 from tests.relay.fleet import fleet
+from tests.relay.helpers import reported_states
 from tests.server.conftest import Api
 from tests.server.test_relay_api import add_device, publish, upload
 from tests.support.live_server import LiveServer
@@ -134,3 +136,54 @@ def test_items_the_server_refuses_move_aside_and_do_not_block_the_rest(
     with api.state.sessions() as session:
         stored = session.scalars(select(Event.id).order_by(Event.id)).all()
     assert stored == [f"{DEVICES[0]}:1", f"{DEVICES[0]}:2"]
+
+
+class SteppedClock:
+    """The system clock plus an offset the test moves forward."""
+
+    def __init__(self) -> None:
+        self.offset = dt.timedelta()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+
+def test_backoff_after_a_refusal_and_no_update_without_room_in_the_cache(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, DEVICES[0], groups=["beta"])
+    add_device(api, DEVICES[1], groups=["big"])
+    publish(api, upload(api, "v2", 2), groups=["beta"])
+    publish(
+        api, upload(api, "v3", 3, {"big.bin": random.Random(1).randbytes(40_000)}), groups=["big"]
+    )
+    clock = SteppedClock()
+
+    async def run() -> list[RunSummary]:
+        key = api.state.signing_key.public_key
+        async with fleet(tmp_path / "devices", DEVICES, key, distrusting=DEVICES[:1]) as f:
+            agent = f.agent(
+                server.url, token, tmp_path / "relay", retry_base=600.0, cache_max_bytes=30_000
+            )
+            agent.clock = clock
+            try:
+                first = await agent.run_once()  # refused: retry in 10 minutes
+                second = await agent.run_once()  # too early
+                clock.offset = dt.timedelta(minutes=11)
+                third = await agent.run_once()  # retried (and refused again)
+                return [first, second, third]
+            finally:
+                await agent.aclose()
+
+    first, second, third = asyncio.run(run())
+    assert by_device(first)[DEVICES[0]].update == "rejected"
+    assert DEVICES[0] not in by_device(second)  # backing off: not even connected
+    assert by_device(third)[DEVICES[0]].update == "rejected"
+    assert "UNKNOWN_KEY" in (by_device(first)[DEVICES[0]].reason or "")
+    # the second release does not fit in the cache: never offered to its device
+    assert by_device(first)[DEVICES[1]].update is None
+    assert all(
+        v.update is None for s in (second, third) for v in s.devices if v.device_id != DEVICES[0]
+    )
+    assert first.desired == 2 and update_state(api, DEVICES[1]) is None
+    assert reported_states(api, DEVICES[0]).count("failed") == 2
