@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bluemule.relay.agent import RunSummary
 from bluemule.relay.config import MaintenanceWindow
+from bluemule.relay.server_client import Unauthorized
 from bluemule.server.models import DeviceUpdate, Event
 from tests.relay.fleet import fleet
 from tests.relay.helpers import reported_states
@@ -187,3 +190,38 @@ def test_backoff_after_a_refusal_and_no_update_without_room_in_the_cache(
     )
     assert first.desired == 2 and update_state(api, DEVICES[1]) is None
     assert reported_states(api, DEVICES[0]).count("failed") == 2
+
+
+def test_run_until_stopped_and_a_refused_token_stops_it(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, DEVICES[0], groups=["beta"])
+    publish(api, upload(api, "v2", 2), groups=["beta"])
+
+    async def run() -> None:
+        key = api.state.signing_key.public_key
+        async with fleet(tmp_path / "devices", DEVICES[:1], key) as devices:
+            agent = devices.agent(server.url, token, tmp_path / "relay", sync_interval=0.3)
+            stop = asyncio.Event()
+            task = asyncio.create_task(agent.run(stop))
+            try:
+                deadline = time.monotonic() + 30
+                while await asyncio.to_thread(update_state, api, DEVICES[0]) != (
+                    "confirmed_running",
+                    None,
+                ):
+                    assert time.monotonic() < deadline and not task.done()
+                    await asyncio.sleep(0.1)
+                stop.set()
+                await asyncio.wait_for(task, 10)
+            finally:
+                await agent.aclose()
+            refused = devices.agent(server.url, "wrong", tmp_path / "relay2")
+            try:
+                with pytest.raises(Unauthorized):
+                    await asyncio.wait_for(refused.run(asyncio.Event()), 10)
+            finally:
+                await refused.aclose()
+
+    asyncio.run(run())
+    assert update_state(api, DEVICES[0]) == ("confirmed_running", None)

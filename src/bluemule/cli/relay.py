@@ -101,7 +101,7 @@ def run(
         summary = asyncio.run(_main(config, once=once))
     except Unauthorized as exc:
         fail(str(exc))
-    except (TransportError, JournalError, RejectedError, OSError) as exc:
+    except (TransportError, JournalError, RejectedError, OSError, ImportError) as exc:
         fail(f"relay: {exc}")
     if summary is None:
         return
@@ -122,6 +122,9 @@ def run(
 @contextlib.asynccontextmanager
 async def _ble(config: RelayConfig) -> AsyncIterator[tuple[Scanner, ConnectorFactory]]:
     if config.transport == "ble":
+        from bluemule.transport.bleak_link import require_bleak  # noqa: PLC0415
+
+        require_bleak()  # a missing extra is a one-line error now, not in the loop
         bleak_scanner = BleakScanner()
         yield bleak_scanner, bleak_scanner.connector
         return

@@ -52,6 +52,8 @@ ConnectorFactory = Callable[[str], Connector]
 """A connector (connect, and reconnect to resume) for a sighted device's address."""
 
 UPLOAD_BATCH = 500
+BLE_ERROR_PAUSE = 5.0
+"""Seconds to wait after the BLE stack failed (a dongle unplugged, the adapter off)."""
 
 
 class Clock(Protocol):
@@ -220,26 +222,27 @@ class RelayAgent:
     def has_work(self, sighting: Sighting) -> bool:
         """Whether a device is worth a connection now (from its advertisement alone)."""
         device_id = sighting.device_id
-        if self._update_due(device_id, sighting.advertisement.release_counter):
+        if self._update_due(device_id, sighting.advertisement.release_counter) is not None:
             return True
         if sighting.advertisement.flags & AdvertisingFlag.EVENTS_QUEUED:
             return True
         last = self._visited.get(device_id)
         return last is None or time.monotonic() - last >= self.config.sighting_interval
 
-    def _update_due(self, device_id: str, device_counter: int | None) -> bool:
+    def _update_due(self, device_id: str, device_counter: int | None) -> DesiredUpdate | None:
+        """The device's pending update if it should be pushed (or confirmed) now."""
         update = self.desired.get(device_id)
         if update is None or not self._ready(update):
-            return False
+            return None
         checkpoint = self.journal.checkpoint(device_id, update.release_id)
         if checkpoint is not None and checkpoint.stage == "confirmed_running":
-            return False
+            return None
         if device_counter is not None and device_counter == _release_counter(update):
-            return True  # installed already: confirm it
+            return update  # installed already: confirm it
         if checkpoint is not None and checkpoint.retry_at > self._now():
-            return False
+            return None
         window = self.config.maintenance_window
-        return window is None or window.allows(self.clock.now())
+        return update if window is None or window.allows(self.clock.now()) else None
 
     async def ble_pass(self) -> list[DeviceVisit]:
         """One sweep, then a visit to each device with work."""
@@ -268,8 +271,9 @@ class RelayAgent:
                 return visit
             self._report_sighting(status, sighting.rssi)
             visit.events = await self._drain_events(link)
-            if self._update_due(visit.device_id, status.release_counter):
-                await self._update(visit, status, link, connect)
+            # the desired state may have changed while the events drained: decide now
+            if update := self._update_due(visit.device_id, status.release_counter):
+                await self._update(visit, update, status, link, connect)
         except (TransportError, OSError, TimeoutError, ProtocolError) as exc:
             visit.reason = f"link: {exc}"
             log_event("visit_interrupted", 30, device=visit.device_id, error=str(exc))
@@ -292,9 +296,13 @@ class RelayAgent:
         return drained
 
     async def _update(
-        self, visit: DeviceVisit, status: DeviceStatus, link: CentralLink, connect: Connector
+        self,
+        visit: DeviceVisit,
+        update: DesiredUpdate,
+        status: DeviceStatus,
+        link: CentralLink,
+        connect: Connector,
     ) -> None:
-        update = self.desired[visit.device_id]
         try:
             manifest = decode_manifest(update.manifest)
             release = Release(manifest, tuple(self.cache.read(p.sha256) for p in update.parts))
@@ -460,21 +468,39 @@ class RelayAgent:
         return summary
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Both loops until ``stop`` is set."""
+        """Both loops until ``stop`` is set.
+
+        Being offline is routine and a BLE stack error is retried after a pause; what
+        only an operator can fix (a refused token) stops both loops and is raised.
+        """
+
+        async def pause(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
 
         async def online() -> None:
             while not stop.is_set():
                 await self.online_step(RunSummary())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.config.sync_interval)
+                await pause(self.config.sync_interval)
 
         async def ble() -> None:
             while not stop.is_set():
-                await self.ble_pass()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.5)
+                try:
+                    await self.ble_pass()
+                except (TransportError, OSError) as exc:
+                    log_event("ble_error", 40, error=str(exc))
+                    await pause(BLE_ERROR_PAUSE)
+                await pause(0.5)
 
-        await asyncio.gather(online(), ble())
+        tasks = {asyncio.create_task(online()), asyncio.create_task(ble())}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # raises what stopped it
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _release_counter(update: DesiredUpdate) -> int | None:
