@@ -71,6 +71,10 @@ def test_rollout_pauses_on_a_failure_and_resumes_by_command(
 
     asyncio.run(run())
     assert outcomes(seen["stage1"]) == dict.fromkeys(PILOTS, "applied")
+    # every part is downloaded once, then served to each device that needs it
+    parts = api.get(f"/api/admin/v1/releases/{release_id}").json()["parts"]
+    assert seen["stage1"].downloaded_bytes == sum(p["size"] for p in parts)
+    assert seen["stage2"].downloaded_bytes == 0 == seen["final"].downloaded_bytes
     assert seen["after_stage1"]["stage"] == 1 and seen["after_stage1"]["status"] == "running"
     stage2 = outcomes(seen["stage2"])
     assert stage2[BROKEN] == "rejected" and set(stage2) == set(OTHERS)
