@@ -27,7 +27,7 @@ from bluemule.relay.events import (
 )
 from bluemule.relay.targets import bluemule_advertisement
 from bluemule.relay.update import UpdatePolicy, push_update
-from bluemule.transport.base import CentralLink
+from bluemule.transport.base import CentralLink, NotificationCallback, TransportError
 from bluemule.transport.faults import LinkWrapper
 from tests.e2e.harness import DEVICE_IDS, KEY, Rig, new_device, served
 
@@ -193,3 +193,27 @@ def test_the_advertisement_tells_a_relay_events_are_queued(tmp_path: Path) -> No
             return seen
 
     assert asyncio.run(run()) == [False, True, False, True]
+
+
+class NoNotifications(LinkWrapper):
+    """A central stack that cannot subscribe (some phones, browser harnesses)."""
+
+    async def subscribe(self, uuid: str, callback: NotificationCallback) -> None:
+        raise TransportError(f"cannot subscribe to {uuid}")
+
+
+def test_drain_by_polling_when_notifications_are_unavailable(tmp_path: Path) -> None:
+    device = new_device(tmp_path / "dev", "boron")
+    sent = publish(device, 5)
+    server = Server()
+
+    async def run() -> int:
+        async with served(device) as rig:
+            link = NoNotifications(await rig.connector()())
+            drained = await drain_events(link, server.store, batch=2, timeout=5.0)
+            await link.disconnect()
+            return drained
+
+    assert asyncio.run(run()) == 5
+    assert [(e.name, e.data) for e in server.events.values()] == sent
+    assert device.queued_events()["queued"] == 0
