@@ -48,9 +48,10 @@ def drain(
     batch: int = 16,
     notifications: bool = True,
     lose_link_after_writes: int | None = None,
+    max_records: int = 1000,
 ) -> EventDrainSession:
     """Run one drain on one connection; LinkLostError when the link drops."""
-    client = EventDrainSession(batch=batch)
+    client = EventDrainSession(batch=batch, max_records=max_records)
     inbox: deque[bytes] = deque()
     writes = 0
     while (action := client.next_action()) is not None:
@@ -162,6 +163,17 @@ def test_events_interleave_with_nothing_else_and_survive_a_reboot() -> None:
     relay = Relay()
     assert drain(rebooted, relay).drained == 3
     assert relay.stored == sent
+
+
+def test_one_drain_reads_at_most_max_records() -> None:
+    session = DeviceSession(boron())
+    session.on_connect(247)
+    sent = published(session, 7)
+    relay = Relay()
+    client = drain(session, relay, batch=2, max_records=5)
+    assert (client.drained, client.error) == (5, None)
+    assert relay.stored == sent[:5]
+    assert [r.sequence for r in session.events.records()] == [6, 7]
 
 
 def test_unknown_ack_is_refused_and_the_drain_reports_it() -> None:

@@ -23,6 +23,7 @@ from typing import Final
 from bluemule.protocol.client_session import Read, WaitForNotification, Write
 from bluemule.protocol.constants import (
     CONTROL_UUID,
+    EVENT_QUEUE_CAPACITY,
     PROTOCOL_VERSION,
     RESPONSE_UUID,
     STATUS_UUID,
@@ -34,6 +35,9 @@ from bluemule.protocol.events import MAX_BODY_SIZE, EventRecord, decode_body
 from bluemule.protocol.messages import Request, Response, decode_response, decode_status
 
 _MAX_IDLE_POLLS: Final = 20
+MAX_RECORDS_PER_DRAIN: Final = 10 * EVENT_QUEUE_CAPACITY
+"""A device that keeps producing records (or lies) cannot hold a relay forever: the
+rest waits for the next visit."""
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,11 @@ DrainAction = Write | Read | WaitForNotification | StoreEvents
 class EventDrainSession:
     """Read, store and acknowledge every queued record of one device, oldest first."""
 
-    def __init__(self, *, batch: int = 16) -> None:
-        if batch < 1:
-            raise ValueError("batch must be at least 1")
+    def __init__(self, *, batch: int = 16, max_records: int = MAX_RECORDS_PER_DRAIN) -> None:
+        if batch < 1 or max_records < 1:
+            raise ValueError("batch and max_records must be at least 1")
         self.batch = batch
+        self.max_records = max_records
         self.device_id = ""
         self.drained = 0
         """Records stored and acknowledged."""
@@ -152,7 +157,7 @@ class EventDrainSession:
             self.drained += len(self._batch)
             self._batch.clear()
             (left,) = r.values
-            if self._exhausted or left == 0:
+            if self._exhausted or left == 0 or self.drained >= self.max_records:
                 self._finish()
             else:
                 self._request(Opcode.EVENTS_READ, self._from, 0)
@@ -177,7 +182,7 @@ class EventDrainSession:
             return
         self._batch.append(decode_body(sequence, bytes(self._record)))
         self._from = sequence + 1
-        if len(self._batch) >= self.batch:
+        if len(self._batch) >= min(self.batch, self.max_records - self.drained):
             self._store_or_finish()
         else:
             self._request(Opcode.EVENTS_READ, self._from, 0)
