@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,6 +22,8 @@ import httpx
 from bluemule.relay.cache import BlobCache, CorruptBlobError
 
 API: Final = "/api/relay/v1"
+_HEX64: Final = re.compile(r"^[0-9a-fA-F]{64}$")
+_DEVICE_ID: Final = re.compile(r"^[0-9a-fA-F]{24}$")
 
 
 class ServerClientError(Exception):
@@ -70,20 +73,37 @@ def parse_desired(body: dict[str, Any]) -> dict[str, DesiredUpdate]:
     try:
         for item in body["devices"]:
             parts = tuple(
-                DesiredPart(int(p["index"]), str(p["name"]), str(p["blob"]).lower(), int(p["size"]))
+                DesiredPart(
+                    int(p["index"]),
+                    str(p["name"]),
+                    _matching(_HEX64, p["blob"], "blob"),
+                    _non_negative(p["size"]),
+                )
                 for p in sorted(item["parts"], key=lambda p: int(p["index"]))
             )
-            device_id = str(item["device_id"]).lower()
+            device_id = _matching(_DEVICE_ID, item["device_id"], "device id")
             out[device_id] = DesiredUpdate(
                 device_id,
                 int(item["release_id"]),
                 base64.b64decode(item["manifest"], validate=True),
-                str(item["manifest_sha256"]).lower(),
+                _matching(_HEX64, item["manifest_sha256"], "manifest SHA-256"),
                 parts,
             )
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise RejectedError(f"malformed sync body: {exc!r}") from None
     return out
+
+
+def _matching(pattern: re.Pattern[str], value: object, what: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ValueError(f"{what} {value!r}")
+    return value.lower()
+
+
+def _non_negative(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"size {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -222,4 +242,3 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])[:300]
     return response.reason_phrase
-
