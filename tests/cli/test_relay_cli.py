@@ -67,3 +67,16 @@ def test_a_refused_token_is_a_one_line_error_without_the_token(
     assert result.returncode == 2 and "refused the relay token" in result.stderr
     assert wrong not in result.stderr and wrong not in result.stdout
     assert result.stderr.splitlines()[-1].startswith("bluemule: error: ")
+
+
+def test_once_with_no_device_in_range(server: LiveServer, token: str, tmp_path: Path) -> None:
+    with linked_controllers(1) as hci:
+        result = relay(
+            "--server", server.url, "--token", token, "--cache-dir", tmp_path / "cache",
+            "--transport", f"bumble:{hci.monikers[0]}", "--once",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("online=True desired=0 uploaded=0 reports, 0 events")
+    logged = [line.split(" ")[2] for line in result.stderr.splitlines()]
+    assert logged[0] == "event=relay_started" and logged[-1] == "event=relay_stopped"
+    assert token not in result.stderr
