@@ -169,7 +169,7 @@ class RelayAgent:
             try:
                 self.cache.make_room(size, needed)
                 downloaded += await self.client.download(self.cache, sha256, size)
-            except CacheError as exc:
+            except (CacheError, RejectedError) as exc:  # next sync tries again
                 log_event("blob_failed", 30, blob=sha256, error=str(exc))
                 continue
             log_event("blob_cached", blob=sha256, size=size)
