@@ -1,15 +1,18 @@
-"""``bluemule relay run``: one-line errors and exit 2 for bad settings and a refused token.
+"""``bluemule relay run`` (one-line errors, exit 2 for bad settings and a refused token) and
+``bluemule relay status``.
 
 The full command (a killed relay process resuming) is tests/e2e/test_relay_restart.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from bluemule.relay.journal import Journal
 from tests.relay.conftest import api, server, settings, token
 from tests.support.hci import linked_controllers
 from tests.support.live_server import LiveServer
@@ -18,16 +21,20 @@ __all__ = ["api", "server", "settings", "token"]
 BLUEMULE = str(Path(sys.executable).parent / "bluemule")
 
 
-def relay(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def relay(*args: str | Path, command: str = "run") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEMULE_")}
     return subprocess.run(
-        [BLUEMULE, "relay", "run", *map(str, args)],
+        [BLUEMULE, "relay", command, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
         env=env,
     )
+
+
+def status(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return relay(*args, command="status")
 
 
 def one_line(result: subprocess.CompletedProcess[str], text: str) -> None:
@@ -80,3 +87,26 @@ def test_once_with_no_device_in_range(server: LiveServer, token: str, tmp_path: 
     logged = [line.split(" ")[2] for line in result.stderr.splitlines()]
     assert logged[0] == "event=relay_started" and logged[-1] == "event=relay_stopped"
     assert token not in result.stderr
+
+
+def test_status_shows_what_the_relay_owes_refused_and_updates(tmp_path: Path) -> None:
+    one_line(status("--cache-dir", tmp_path), "holds no relay journal")
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.save_sync('"e"', {"site": "north", "devices": [{}, {}]}, 1700000000.0)
+    journal.add_events([{"id": "d:1", "device_id": "d"}, {"id": "d:2", "device_id": "d"}])
+    journal.refuse(journal.pending("event")[0], "403 device d is not at this relay's site")
+    journal.add_report({"device_id": "d", "kind": "sighting"})
+    journal.set_checkpoint("e00fce680000000000000001", 3, "transferring", progress=0.25)
+    journal.close()
+    shown = status("--cache-dir", tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "pending  1 reports, 1 events",
+        "synced   1700000000.0",
+        "update   e00fce680000000000000001 release 3: transferring 25%",
+        "refused  event d:1: 403 device d is not at this relay's site",
+    ]
+    doc = json.loads(status("--cache-dir", tmp_path, "--json").stdout)
+    assert doc["pending"] == {"report": 1, "event": 1} and doc["desired_devices"] == 2
+    assert [r["id"] for r in doc["refused"]] == ["d:1"]
+    assert doc["updates"][0]["stage"] == "transferring"

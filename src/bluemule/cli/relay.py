@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from bluemule.relay.config import (
     read_config_file,
     setup_logging,
 )
-from bluemule.relay.journal import JournalError
+from bluemule.relay.journal import Journal, JournalError
 from bluemule.relay.scan import BleakScanner, BumbleScanner, Scanner
 from bluemule.relay.server_client import RejectedError, Unauthorized
 from bluemule.transport.base import TransportError
@@ -117,6 +118,55 @@ def run(
         )
     if any(v.update in _FAILED for v in summary.devices):
         raise SystemExit(ExitCode.CHECK_FAILED)
+
+
+@relay.command()
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The relay's cache directory (as given to run).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(cache_dir: Path, as_json: bool) -> None:
+    """What a relay holds: items owed to the server, items it refused, updates, last sync.
+
+    Reads the journal only; safe while the relay runs.
+    """
+    path = cache_dir / "journal.sqlite3"
+    if not path.is_file():
+        fail(f"{cache_dir} holds no relay journal")
+    try:
+        journal = Journal(path)
+    except JournalError as exc:
+        fail(str(exc))
+    try:
+        _etag, desired, synced_at = journal.load_sync()
+        pending, refused, updates = journal.counts(), journal.refused(), journal.checkpoints()
+    finally:
+        journal.close()
+    if as_json:
+        emit_json(
+            {
+                "pending": pending,
+                "refused": [
+                    {"kind": i.kind, "id": i.item_id, "device_id": i.device_id, "reason": why}
+                    for i, why in refused
+                ],
+                "updates": [asdict(u) for u in updates],
+                "synced_at": synced_at,
+                "desired_devices": len(desired["devices"]) if desired else None,
+            }
+        )
+        return
+    click.echo(f"pending  {pending['report']} reports, {pending['event']} events")
+    click.echo(f"synced   {synced_at if synced_at is not None else 'never'}")
+    for u in updates:
+        progress = "" if u.progress is None else f" {u.progress:.0%}"
+        reason = f" ({u.reason})" if u.reason else ""
+        click.echo(f"update   {u.device_id} release {u.release_id}: {u.stage}{progress}{reason}")
+    for item, why in refused:
+        click.echo(f"refused  {item.kind} {item.item_id}: {why}")
 
 
 @contextlib.asynccontextmanager
