@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
-from bluemule.relay.journal import Journal
+from bluemule.relay.journal import SCHEMA_VERSION, Journal, JournalError
 from bluemule.relay.server_client import Accepted, ServerClient
 from bluemule.server.models import Event, Report
 from tests.relay.helpers import DEVICE
@@ -21,7 +23,7 @@ from tests.support.live_server import LiveServer
 CRASHING_RELAY = textwrap.dedent(
     """
     import os, sys
-    from bluemule.relay.journal import Journal
+    from bluemule.relay.journal import SCHEMA_VERSION, Journal, JournalError
     journal = Journal(__import__("pathlib").Path(sys.argv[1]))
     journal.add_report({"device_id": sys.argv[2], "kind": "sighting",
                         "at": "2026-05-01T10:00:00+00:00", "rssi": -60})
@@ -97,3 +99,18 @@ def test_sync_state_and_checkpoints_survive_a_restart(tmp_path: Path) -> None:
     assert (checkpoint.stage, checkpoint.failures, checkpoint.retry_at) == ("failed", 2, 199.0)
     assert journal.checkpoint(DEVICE, 8) is None and len(journal.checkpoints()) == 1
     journal.close()
+
+
+def test_a_journal_that_is_not_one_or_is_newer_is_refused(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"not a database, just bytes" * 100)
+    with pytest.raises(JournalError, match="garbage"):
+        Journal(garbage)
+    newer = tmp_path / "newer.sqlite3"
+    with sqlite3.connect(newer) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(JournalError, match="newer bluemule"):
+        Journal(newer)
+    Journal(tmp_path / "fresh.sqlite3").close()
+    with sqlite3.connect(tmp_path / "fresh.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

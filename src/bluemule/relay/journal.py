@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 ItemKind = Literal["report", "event"]
+SCHEMA_VERSION: Final = 1
+"""Stored as SQLite's ``user_version``; a journal from a newer release is not opened."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -96,7 +98,12 @@ class Journal:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                self._db.close()
+                raise JournalError(f"{path} was written by a newer bluemule (schema {version})")
             self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{path}: {exc}") from exc
 
