@@ -12,8 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bluemule.emulator import EmulatedDevice
+from bluemule.emulator.services import set_trusted_keys
 from bluemule.relay.journal import Journal
 from tests.relay.conftest import api, server, settings, token
+from tests.relay.fleet import OTHER_KEY
+from tests.relay.helpers import DEVICE, reported_states
+from tests.server.conftest import Api
+from tests.server.test_relay_api import add_device, publish, upload
 from tests.support.hci import linked_controllers
 from tests.support.live_server import LiveServer
 
@@ -110,3 +116,37 @@ def test_status_shows_what_the_relay_owes_refused_and_updates(tmp_path: Path) ->
     assert doc["pending"] == {"report": 1, "event": 1} and doc["desired_devices"] == 2
     assert [r["id"] for r in doc["refused"]] == ["d:1"]
     assert doc["updates"][0]["stage"] == "transferring"
+
+
+def test_once_exits_1_when_a_device_refuses_its_update(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, DEVICE, groups=["beta"])
+    publish(api, upload(api, "v2", 2), groups=["beta"])
+    device = EmulatedDevice.create(tmp_path / "dev", "boron", device_id=DEVICE)
+    set_trusted_keys(device, [OTHER_KEY])  # not the server's key: every release is refused
+    config = tmp_path / "relay.toml"
+    config.write_text(
+        f'server_url = "{server.url}"\ntoken = "{token}"\ncache_dir = "{tmp_path / "cache"}"\n'
+        "scan_seconds = 1.0\n"
+    )
+    config.chmod(0o644)
+    env = {**os.environ, "BLUEMULE_HOME": str(tmp_path / "home")}
+    with linked_controllers(2) as hci:
+        emulator = subprocess.Popen(
+            [BLUEMULE, "emulator", "run", str(tmp_path / "dev"), "--transport", hci.monikers[0]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        try:
+            assert emulator.stdout is not None and DEVICE in emulator.stdout.readline()
+            result = relay("--config", config, "--transport", f"bumble:{hci.monikers[1]}", "--once")
+        finally:
+            emulator.terminate()
+            emulator.communicate(timeout=10)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[0] == f"{DEVICE}: rejected MANIFEST_COMMIT: UNKNOWN_KEY"
+    assert "event=config_readable" in result.stderr and token not in result.stderr
+    assert reported_states(api, DEVICE)[-1] == "failed"

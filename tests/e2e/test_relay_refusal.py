@@ -75,7 +75,7 @@ def test_device_refuses_a_manifest_altered_in_the_relay_cache(
     cached, refused, before = asyncio.run(run(tmp_path / "devices"))
     assert [v.update for v in cached.devices] == [None] and cached.desired == 1
     (visit,) = refused.devices
-    assert visit.update == "rejected" and "BAD_SIGNATURE" in (visit.reason or "")
+    assert visit.update == "rejected" and visit.reason == "MANIFEST_COMMIT: BAD_SIGNATURE"
     assert refused.downloaded_bytes == 0 and refused.pending == {"report": 0, "event": 0}
     with api.state.sessions() as session:
         row = session.get(DeviceUpdate, DEVICE)

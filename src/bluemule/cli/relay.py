@@ -21,6 +21,7 @@ from bluemule.relay.config import (
     build_config,
     log_event,
     read_config_file,
+    readable_by_others,
     setup_logging,
 )
 from bluemule.relay.journal import Journal, JournalError
@@ -97,6 +98,10 @@ def run(
     except ConfigError as exc:
         fail(str(exc))
     setup_logging(as_json=as_json, secrets=(config.token,))
+    if config_file and "token" in values and readable_by_others(config_file):
+        log_event(
+            "config_readable", 30, path=str(config_file), hint="chmod 600 (it holds the token)"
+        )
     quiet_bumble()
     try:
         summary = asyncio.run(_main(config, once=once))

@@ -121,6 +121,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def readable_by_others(path: Path) -> bool:
+    """Whether a settings file (which may hold the token) is readable by group or others."""
+    try:
+        return bool(path.stat().st_mode & 0o044)
+    except OSError:
+        return False
+
+
 def build_config(values: Mapping[str, Any]) -> RelayConfig:
     """A checked :class:`RelayConfig` from file values and flags (None means unset)."""
     given = {k: v for k, v in values.items() if v is not None}
