@@ -47,7 +47,8 @@ def test_agent_updates_the_device_that_needs_it_and_sights_the_other(
     async def run() -> tuple[RunSummary, RunSummary]:
         key = api.state.signing_key.public_key
         async with fleet(tmp_path / "devices", DEVICES, key) as devices:
-            agent = devices.agent(server.url, token, tmp_path / "relay")
+            # progress is reported at most once an hour: once per transfer here
+            agent = devices.agent(server.url, token, tmp_path / "relay", progress_interval=3600.0)
             try:
                 first = await agent.run_once()
                 second = await agent.run_once()
@@ -63,6 +64,12 @@ def test_agent_updates_the_device_that_needs_it_and_sights_the_other(
     assert first.pending == {"report": 0, "event": 0}
     assert update_state(api, DEVICES[0]) == ("confirmed_running", None)
     assert update_state(api, DEVICES[1]) is None
+    assert reported_states(api, DEVICES[0]) == [
+        "cached_on_relay",
+        "transferring",
+        "installed",
+        "confirmed_running",
+    ]
     shown = api.get(f"/api/admin/v1/devices/{DEVICES[0]}").json()
     assert shown["state"]["app_sha256"] == app_sha
     # the second pass: nothing left to do, nothing downloaded again
