@@ -55,6 +55,7 @@ COVERED = {
     "admin rollout next": "tests/server/test_rollouts_api.py::test_rollout_cli",
     "admin rollout retry": "tests/server/test_rollouts_api.py::test_rollout_cli",
     "relay run": "tests/e2e/test_relay_restart.py::test_relay_killed_mid_transfer_resumes",
+    "demo": "tests/demo/test_demo.py::test_demo_json_is_the_whole_story_and_leaves_nothing",
     "relay status": "test_relay_cli.py::test_status_shows_what_the_relay_owes_refused_and_updates",
 }
 

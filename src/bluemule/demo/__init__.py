@@ -20,7 +20,15 @@ from bluemule.demo.model import (
     DeviceRow,
     QuietUI,
 )
-from bluemule.demo.run import run_demo
+
+
+def run_demo(options: DemoOptions, ui: DemoUI | None = None) -> DemoSummary:
+    """Run the demo; see :func:`bluemule.demo.run.run_demo` (imported on first use, so
+    that ``bluemule --help`` does not load the server, Bumble and the emulator)."""
+    from bluemule.demo.run import run_demo as run  # noqa: PLC0415
+
+    return run(options, ui)
+
 
 __all__ = [
     "DEFAULT_DEVICES",
