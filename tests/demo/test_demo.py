@@ -41,15 +41,15 @@ FIELDS = [
 PUBLISHED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def demo(tmp: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def demo(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``bluemule demo ARGS`` with its temporary files under ``tmp``."""
     return subprocess.run(
         [BLUEMULE, "demo", *args],
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=120,
         check=False,
-        env={**os.environ, "TMPDIR": str(tmp)},
+        env={**os.environ, "TMPDIR": str(tmp), **env},
     )
 
 
@@ -62,7 +62,8 @@ def refused(url: str) -> bool:
 
 
 def test_demo_json_is_the_whole_story_and_leaves_nothing(tmp_path: Path) -> None:
-    result = demo(tmp_path, "--devices", "4", "--json")
+    proxy = "http://127.0.0.1:9"  # a proxy in the environment must not catch loopback traffic
+    result = demo(tmp_path, "--devices", "4", "--json", HTTP_PROXY=proxy, ALL_PROXY=proxy)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     summary = json.loads(result.stdout)  # stdout is the JSON object and nothing else
@@ -112,6 +113,23 @@ def test_webhook_url_gets_every_event_once_in_particles_format(
         assert names["demo/reading"] >= 2
         numbers = sorted(json.loads(f["data"])["n"] for f in forms)
         assert numbers == list(range(1, len(forms) + 1))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_webhook_is_exit_1_with_what_is_missing(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+        result = demo(tmp_path, "--devices", "1", "--webhook-url", url)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    verdict = next(line for line in lines if line.startswith("FAILED: "))
+    match = re.search(
+        r"1 devices, 1 updated, 0 failed; (\d+) events published, 0 delivered", verdict
+    )
+    assert match, verdict
+    assert f"{match[1]} events did not reach the webhook (see its delivery log)" in lines
+    assert "confirmed_running" in result.stdout  # the final table, for a log file
     assert list(tmp_path.iterdir()) == []
 
 

@@ -29,6 +29,7 @@ from bluemule.demo import (
 )  # light: the demo's machinery is imported when it runs
 
 INTERRUPTED = 130
+TABLE_WIDTH = 120
 STATE_STYLES = {"confirmed_running": "green", "failed": "red", "transferring": "cyan"}
 
 
@@ -63,19 +64,23 @@ def _progress(fraction: float) -> Table:
 
 
 class CliUI:
-    """The rich live table on a terminal (nothing with ``--json``), and the summary."""
+    """The live table on a terminal (the final table otherwise; nothing with ``--json``),
+    and the summary."""
 
     def __init__(self, as_json: bool, keep: bool) -> None:
         self.as_json = as_json
         self.keep_running = keep
-        self.console = Console(stderr=as_json)
+        self.console = Console()
+        if not self.console.is_terminal:
+            self.console = Console(width=TABLE_WIDTH)  # a log file gets the whole table
         self.live: Live | None = None
+        self.last: DemoStatus | None = None
         self.summary: DemoSummary | None = None
 
     @contextlib.contextmanager
     def showing(self) -> Iterator[None]:
-        """The live table while the demo runs."""
-        if self.as_json:
+        """The live table while the demo runs (on a terminal)."""
+        if self.as_json or not self.console.is_terminal:
             yield
             return
         with Live(console=self.console, refresh_per_second=8) as live:
@@ -83,40 +88,50 @@ class CliUI:
             try:
                 yield
             finally:
-                self.live = None
+                self._stop_live()
+
+    def _stop_live(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
     def show(self, status: DemoStatus) -> None:
         """See :meth:`bluemule.demo.DemoUI.show`."""
+        self.last = status
         if self.live is not None:
             self.live.update(render(status))
 
     async def keep(self, summary: DemoSummary) -> None:
         """Report now, then run until Ctrl-C (or SIGTERM)."""
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
+        self._stop_live()
         self.report(summary)
-        token = summary.admin_token_path
         click.echo(
             f"running until Ctrl-C; admin API: BLUEMULE_SERVER={summary.server_url} "
-            f"BLUEMULE_TOKEN=$(cat {token}) bluemule admin …",
+            f"BLUEMULE_TOKEN=$(cat {summary.admin_token_path}) bluemule admin …",
             err=self.as_json,
         )
         await asyncio.Event().wait()
 
     def report(self, summary: DemoSummary) -> None:
-        """The summary: the JSON object, or a few lines."""
+        """The summary: the JSON object, or the final table and a few lines."""
         self.summary = summary
         if self.as_json:
             emit_json(summary.to_json())
             return
+        if self.live is None and self.last is not None and not self.console.is_terminal:
+            self.console.print(render(self.last))
         s = summary
-        verdict = "ok" if s.ok else "FAILED"
         click.echo(
-            f"{verdict}: {s.devices} devices, {s.updated} updated, {s.failed} failed; "
-            f"{s.events_published} events published, {s.events_delivered} delivered, "
-            f"{s.duplicate_deliveries} duplicate deliveries; {s.seconds:.1f} s"
+            f"{'ok' if s.ok else 'FAILED'}: {s.devices} devices, {s.updated} updated, "
+            f"{s.failed} failed; {s.events_published} events published, "
+            f"{s.events_delivered} delivered, {s.duplicate_deliveries} duplicate deliveries; "
+            f"{s.seconds:.1f} s"
         )
+        if s.updated < s.devices:
+            click.echo(f"{s.devices - s.updated} devices did not update (see the rollouts)")
+        if s.events_delivered < s.events_published:
+            missing = s.events_published - s.events_delivered
+            click.echo(f"{missing} events did not reach the webhook (see its delivery log)")
         if self.keep_running:
             click.echo(
                 f"dashboard: {s.dashboard_url} (log in with the admin token in "

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -62,6 +64,9 @@ SITE: Final = "demo"
 REFRESH_SECONDS: Final = 0.25
 QUIET_SECONDS: Final = 1.0
 """After the last expected event arrived, wait this long for duplicates."""
+STALL_SECONDS: Final = 10.0
+"""Stop waiting for deliveries when none arrived for this long (a receiver that refuses:
+the server retries after 30 s and 60 s, longer than a demo should wait)."""
 DURING_ROLLOUT_EVENTS: Final = 2
 """Passes after which every device publishes a reading while the rollout runs."""
 
@@ -79,6 +84,7 @@ def run_demo(options: DemoOptions, ui: DemoUI | None = None) -> DemoSummary:
 
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_loopback_bypasses_proxies())
         temp = tempfile.TemporaryDirectory(prefix="bluemule-demo-", ignore_cleanup_errors=True)
         root = Path(stack.enter_context(temp))
         settings = Settings(data_dir=root / "server", webhook_poll_seconds=0.2)
@@ -106,6 +112,25 @@ def run_demo(options: DemoOptions, ui: DemoUI | None = None) -> DemoSummary:
         )
         summary: DemoSummary = asyncio.run(demo.run(started))
     return summary
+
+
+@contextlib.contextmanager
+def _loopback_bypasses_proxies() -> Iterator[None]:
+    """Every HTTP client made meanwhile talks to 127.0.0.1 directly, whatever proxy the
+    environment names (``NO_PROXY``); a ``--webhook-url`` elsewhere still uses it."""
+    saved = {name: os.environ.get(name) for name in ("NO_PROXY", "no_proxy")}
+    given = ",".join(v for v in saved.values() if v)
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join(
+        filter(None, ["127.0.0.1", "localhost", given])
+    )
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class _Demo:
@@ -250,10 +275,14 @@ class _Demo:
     async def _wait_for_deliveries(self, fleet: DemoFleet) -> None:
         self.status.phase = "the fleet server delivers the events to the webhook"
         expected = sum(len(d.published) for d in fleet.devices)
-        while (await self._delivered())[0] < expected:
-            if self._late():
-                return
+        count, moved_at = 0, time.monotonic()
+        while count < expected:
+            if self._late() or time.monotonic() - moved_at > STALL_SECONDS:
+                return  # the summary says how many are missing
             await asyncio.sleep(0.1)
+            now = (await self._delivered())[0]
+            if now > count:
+                count, moved_at = now, time.monotonic()
         await asyncio.sleep(QUIET_SECONDS)
 
     async def _keep(self, agent: RelayAgent, summary: DemoSummary) -> None:
