@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import select
@@ -36,13 +37,9 @@ def offer_release(api: Api, asset_size: int = 60_000) -> Offered:
 
 
 def reported_states(api: Api, device_id: str) -> list[str]:
-    """The update states the server stored for a device, in the order received."""
+    """The update states the server stored for a device, in the order the relay reported them."""
     with api.state.sessions() as session:
-        query = (
-            select(Report.body)
-            .where(Report.device_id == device_id, Report.kind == "update")
-            .order_by(Report.received_at, Report.id)
-        )
-        return [
-            str(cast(dict[str, Any], body["update"])["state"]) for body in session.scalars(query)
-        ]
+        query = select(Report.body).where(Report.device_id == device_id, Report.kind == "update")
+        bodies = [cast(dict[str, Any], body) for body in session.scalars(query)]
+    bodies.sort(key=lambda body: datetime.fromisoformat(str(body["at"])))
+    return [str(body["update"]["state"]) for body in bodies]
