@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from bluemule.relay.cache import BlobCache, CacheError, CacheFullError, CorruptBlobError
-from bluemule.relay.server_client import ServerClient
+from bluemule.relay.server_client import Offline, ServerClient
 from tests.relay.helpers import offer_release
 from tests.server.conftest import Api
 from tests.support.live_server import LiveServer
@@ -95,3 +100,38 @@ def test_a_corrupt_blob_is_refused_and_a_partial_cannot_grow(tmp_path: Path) -> 
     assert partial.offset == 0
     with pytest.raises(CacheError, match="not a SHA-256"):
         cache.has("../../etc/passwd")
+
+
+@contextmanager
+def cut_after(data: bytes, cut: int) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that announces all of ``data`` and hangs up after ``cut``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                conn.sendall(head + data[:cut])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        thread.join(5)
+
+
+def test_a_download_cut_mid_stream_keeps_its_bytes_and_resumes(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    offered = offer_release(api)
+    data, sha = offered.blob_bytes, offered.blob
+    cache = BlobCache(tmp_path / "blobs")
+    with cut_after(data, 25_000) as flaky, pytest.raises(Offline, match="interrupted"):
+        download(flaky, token, cache, sha, len(data))
+    assert cache.partial(sha, len(data)).offset == 25_000 and not cache.has(sha)
+    assert download(server.url, token, cache, sha, len(data)) == len(data) - 25_000
+    assert cache.read(sha) == data
