@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
+from bluemule.demo.model import DemoError
+
 EVENT_ID_HEADER: Final = "X-Particle-Event-Id"
 MAX_BODY: Final = 1024 * 1024
 
@@ -101,7 +103,10 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        try:
+            self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        except OSError as exc:
+            raise DemoError(f"cannot listen on 127.0.0.1: {exc.strerror or exc}") from None
         self._server.daemon_threads = False  # close() joins every request thread
         port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{port}/hook"

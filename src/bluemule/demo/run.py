@@ -171,7 +171,7 @@ class _Demo:
     # --- the run --------------------------------------------------------------------
 
     async def run(self, started: float) -> DemoSummary:
-        self.deadline = time.monotonic() + self.options.timeout
+        self.deadline = time.monotonic() + self.options.seconds_allowed
         try:
             token = await self._register()
             key_root = self.root / "devices"
