@@ -28,6 +28,10 @@ PILOT_GROUP: Final = "pilot"
 FLEET_GROUP: Final = "fleet"
 EVENT_PREFIX: Final = "demo/"
 NEW_VERSION: Final = 2
+APP_BODY_SIZE: Final = 96 * 1024
+"""Bytes of the generated app's body (a small real app is 50-200 KB; this one compresses
+to about a third), so a transfer takes long enough to watch."""
+CHIME_SIZE: Final = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,11 @@ def plan_devices(count: int, seed: int) -> list[DevicePlan]:
 def release_assets(platform: str) -> dict[str, bytes]:
     """The three assets of version 2 (a config, a sound, a note; a few KiB in all)."""
     config = {"platform": platform, "version": NEW_VERSION, "report_every_s": 60}
-    tone = bytes(128 + round(100 * math.sin(i / 5)) for i in range(4096))
+    rng = random.Random(f"bluemule-demo-chime:{platform}")  # noise: it does not compress
+    tone = bytes(
+        max(0, min(255, 128 + round(90 * math.sin(i / 5)) + rng.randint(-30, 30)))
+        for i in range(CHIME_SIZE)
+    )
     return {
         "config.json": json.dumps(config, indent=2).encode() + b"\n",
         "chime.pcm": tone,
@@ -82,7 +90,13 @@ def release_assets(platform: str) -> dict[str, bytes]:
 def release_bundle(platform: str) -> tuple[str, bytes]:
     """The release bundle for ``platform``: file name and zip bytes."""
     assets = release_assets(platform)
-    app = make_app(platform, product_version=NEW_VERSION, tag="demo", assets=assets)
+    app = make_app(
+        platform,
+        product_version=NEW_VERSION,
+        tag="demo",
+        assets=assets,
+        body_size=APP_BODY_SIZE,
+    )
     name = f"demo-v{NEW_VERSION}-{platform}"
     return f"{name}.zip", write_bundle(f"{name}.bin", app, sorted(assets.items()))
 
