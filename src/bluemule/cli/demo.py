@@ -199,7 +199,7 @@ def demo(devices: int, webhook_url: str | None, keep: bool, seed: int, as_json: 
         fail(str(exc))
     quiet_bumble()
     if not os.environ.get("BLUEMULE_DEBUG"):  # the summary says what went wrong
-        for name in ("bluemule.relay", "asyncio"):
+        for name in ("bluemule", "asyncio", "uvicorn"):
             logging.getLogger(name).addHandler(logging.NullHandler())
             logging.getLogger(name).propagate = False
     ui = CliUI(as_json, keep)

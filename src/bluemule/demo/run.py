@@ -341,7 +341,7 @@ class _Demo:
             await asyncio.sleep(REFRESH_SECONDS)
 
     async def _refresh(self) -> None:
-        for platform, rollout_id in self.rollouts.items():
+        for platform, rollout_id in list(self.rollouts.items()):  # may grow meanwhile
             self.rollout_status[platform] = status = await self.admin.rollout(rollout_id)
             stages = len(status["stages"])
             self.status.rollouts[platform] = (

@@ -37,6 +37,7 @@ class ServerThread:
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             app,
+            log_config=None,  # a library leaves the process's logging alone
             log_level="error",
             lifespan="on",
             timeout_graceful_shutdown=5,
