@@ -23,6 +23,12 @@ constexpr uint32_t MAX_ATT_MTU = 247;
 constexpr uint32_t DEFAULT_WINDOW = 4096;
 constexpr uint32_t DEFAULT_ACK_INTERVAL = 1024;
 constexpr uint32_t ASSETS_PER_PAGE = 4;
+constexpr uint32_t MAX_EVENT_NAME_SIZE = 64;
+constexpr uint32_t MAX_EVENT_DATA_SIZE = 1024;
+constexpr uint32_t EVENT_QUEUE_CAPACITY = 100;
+constexpr uint32_t EVENT_QUEUE_BYTES = 32768;
+constexpr uint32_t EVENT_SEGMENT_SIZE = 4096;
+constexpr uint32_t EVENT_READ_HEADER_SIZE = 12;
 constexpr char ADVERTISING_MAGIC[] = "BM";
 
 constexpr char SERVICE_UUID[] = "6d750001-6c65-4b1e-8d3a-626c75656d75";
@@ -40,6 +46,8 @@ enum class Opcode : uint8_t {
     PART_END = 0x21,
     APPLY = 0x30,
     ABORT = 0x31,
+    EVENTS_READ = 0x40,
+    EVENTS_ACK = 0x41,
 };
 
 enum class Status : uint8_t {
@@ -65,6 +73,7 @@ enum class Status : uint8_t {
     STORAGE_FULL = 0x24,
     FLASH_ERROR = 0x25,
     UPDATES_DISABLED = 0x26,
+    UNKNOWN_EVENT = 0x30,
 };
 
 enum class PartKind : uint8_t {
@@ -94,6 +103,11 @@ enum class StatusFlag : uint8_t {
 enum class Capability : uint8_t {
     COMPRESSED_MODULES = 0x01,
     NOTIFICATIONS = 0x02,
+    EVENTS = 0x04,
+};
+
+enum class EventFlag : uint8_t {
+    HAS_DATA = 0x01,
 };
 
 enum class ProgressFlag : uint8_t {

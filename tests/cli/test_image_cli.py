@@ -34,6 +34,7 @@ COVERED = {
     "particle info": "test_particle_cli.py::test_particle_info_over_tcp",
     "particle flash": "test_particle_cli.py::test_particle_flash_over_tcp",
     "emulator control-stream": "tests/emulator/test_control_stream.py",
+    "emulator publish": "test_events_cli.py::test_emulator_publish",
     "bench link": "tests/linkmodel/test_bench_cli.py::test_bench_link_json_and_table",
     "server": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin relay add": "tests/server/test_server_cli.py::test_server_and_admin_commands",
@@ -56,6 +57,9 @@ COVERED = {
     "admin rollout resume": "tests/server/test_rollouts_api.py::test_rollout_cli",
     "admin rollout next": "tests/server/test_rollouts_api.py::test_rollout_cli",
     "admin rollout retry": "tests/server/test_rollouts_api.py::test_rollout_cli",
+    "relay run": "tests/e2e/test_relay_restart.py::test_relay_killed_mid_transfer_resumes",
+    "demo": "tests/demo/test_demo.py::test_demo_json_is_the_whole_story_and_leaves_nothing",
+    "relay status": "test_relay_cli.py::test_status_shows_what_the_relay_owes_refused_and_updates",
 }
 
 

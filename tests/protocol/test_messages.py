@@ -55,6 +55,7 @@ def build(record: dict[str, Any]) -> Message:
                 tuple(f.get("values", [])),
                 f.get("detail", 0),
                 assets,
+                bytes.fromhex(f.get("chunk", "")),
             )
         case "DeviceStatus":
             for key in ("device_id", "app_sha256", "manifest_sha256"):

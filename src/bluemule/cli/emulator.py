@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from bluemule.cli.common import emit_json, fail, quiet_bumble
+from bluemule.cli.common import ExitCode, emit_json, fail, quiet_bumble
 from bluemule.emulator import EmulatedDevice, EmulatorError, UsageError
 from bluemule.emulator.setup import (
     channel_report,
@@ -19,6 +21,7 @@ from bluemule.emulator.setup import (
     update_settings,
 )
 from bluemule.home import KeyFileError, load_or_create_signing_key
+from bluemule.protocol.events import EventQueueFullError, InvalidEventError
 from bluemule.relay.targets import EmulatorOptions, is_emulator_dir, open_or_create_emulator
 
 _PLATFORMS = click.Choice(["boron", "bsom", "msom", "p2"])
@@ -244,9 +247,14 @@ def run(
     handler = EmulatedPeripheral(device)
 
     async def main() -> None:
-        async with serve(transport, handler.gatt_spec(), handler):
+        async with serve(transport, handler.gatt_spec(), handler) as server:
+            handler.advertising_changed = server.start  # events published meanwhile
+            fresh = asyncio.create_task(handler.keep_advertising_fresh())
             click.echo(json.dumps({"serving": device.device_id, "transport": transport}))
-            await asyncio.Event().wait()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                fresh.cancel()
 
     try:
         asyncio.run(main())
@@ -254,3 +262,46 @@ def run(
         pass
     except TransportError as exc:
         fail(f"{transport}: {exc}")
+
+
+@emulator.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("name")
+@click.argument("data")
+@click.option(
+    "--at",
+    "captured_at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+    help="Capture time (ISO 8601; UTC unless an offset is given). Default: now.",
+)
+@click.option("--no-clock", is_flag=True, help="The device's clock is not set: time unknown.")
+@click.option("--json", "as_json", is_flag=True, help="Print the queued event as JSON.")
+def publish(
+    directory: Path,
+    name: str,
+    data: str,
+    captured_at: datetime | None,
+    no_clock: bool,
+    as_json: bool,
+) -> None:
+    """Publish event NAME with DATA while offline: queued durably for relays to drain.
+
+    Exit 1 when the queue is full (the refusal is counted), 2 for a name or data the
+    fleet server would refuse.
+    """
+    if not is_emulator_dir(directory):
+        fail(f"{directory} holds no emulated device")
+    if captured_at is not None and captured_at.tzinfo is None:
+        captured_at = captured_at.replace(tzinfo=UTC)
+    try:
+        event = EmulatedDevice.open(directory).publish(
+            name, data, captured_at, clock_set=not no_clock
+        )
+    except EventQueueFullError as exc:
+        fail(str(exc), ExitCode.CHECK_FAILED)
+    except (InvalidEventError, EmulatorError) as exc:
+        fail(f"{directory}: {exc}")
+    if as_json:
+        emit_json(dataclasses.asdict(event))
+    else:
+        click.echo(f"queued {event.event_id} ({event.queued} waiting for a relay)")

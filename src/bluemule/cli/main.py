@@ -10,11 +10,13 @@ from bluemule.cli.admin_rollout import rollout
 from bluemule.cli.admin_webhook import webhook
 from bluemule.cli.bench import bench
 from bluemule.cli.common import debug_tracebacks
+from bluemule.cli.demo import demo
 from bluemule.cli.emulator import emulator
 from bluemule.cli.flash import flash
 from bluemule.cli.image import image
 from bluemule.cli.keys import keys
 from bluemule.cli.particle import particle
+from bluemule.cli.relay import relay
 from bluemule.cli.server import server
 
 
@@ -34,7 +36,9 @@ cli.add_command(flash)
 cli.add_command(particle)
 cli.add_command(emulator)
 cli.add_command(server)
+cli.add_command(relay)
 cli.add_command(admin)
+cli.add_command(demo)
 admin.add_command(webhook)
 admin.add_command(rollout)
 

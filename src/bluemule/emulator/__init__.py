@@ -12,6 +12,8 @@ What Device OS and the hardware do, modelled after ``shared/reference/particle.m
 * the bootloader (``bootloader.py``): DCT slots applied at boot (§3.2, §3.3);
 * flash (``flash.py``): NOR semantics, numbered operations, power-loss injection;
 * file systems (``storage.py``, ``dct.py``) and layouts (``layout.py``, §3.6);
+* the library's durable event queue (``events.py``): ``EmulatedDevice.publish`` while
+  offline, drained by relays over BLE (``docs/protocol.md`` §11);
 * application images for tests and demos (``apps.py``).
 """
 

@@ -30,6 +30,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -38,6 +39,7 @@ from bluemule.emulator.bootloader import Bootloader, find_user_part, user_part_v
 from bluemule.emulator.dct import DCT_FILE, ERASED_DCT, Dct, ModuleSlot
 from bluemule.emulator.deviceos import DeviceOs, OtaSession, Ram, UpdateResult
 from bluemule.emulator.errors import StateDirError, UsageError
+from bluemule.emulator.events import PublishedEvent, events_json, publish_event
 from bluemule.emulator.flash import Flash
 from bluemule.emulator.layout import Area, FlashDevice, FlashLayout, layout_for
 from bluemule.emulator.setup import new_settings, save_settings
@@ -552,6 +554,25 @@ class EmulatedDevice:
             self._lfs.remove(name)
         else:
             self._lfs.write(name, bytes(value))
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def publish(
+        self,
+        name: str,
+        data: str | None = None,
+        captured_at: datetime | None = None,
+        *,
+        clock_set: bool = True,
+    ) -> PublishedEvent:
+        """The app publishes an event with no cloud: it is queued durably for relays
+        (:func:`~bluemule.emulator.events.publish_event`; ``captured_at`` defaults to now,
+        ``clock_set=False`` records an unknown time)."""
+        return publish_event(self, self.device_id, name, data, captured_at, clock_set=clock_set)
+
+    def queued_events(self) -> dict[str, Any]:
+        """The event queue as JSON (counters and records)."""
+        return events_json(self, self.device_id)
 
     # -- report ----------------------------------------------------------------------------------
 

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from bluemule.emulator.apps import LIBRARY_MARKER
 from bluemule.emulator.control import DeviceOsControl
 from bluemule.emulator.control_link import ControlConnection, Handle, Step, Transmit
 from bluemule.emulator.device import EmulatedDevice
+from bluemule.emulator.events import PublishedEvent
 from bluemule.emulator.services import EmulatorServices
 from bluemule.particle_ctrl import gatt as control_gatt
 from bluemule.particle_ctrl.errors import ParticleCtrlError
@@ -104,6 +106,8 @@ def advertising_data(session: DeviceSession) -> bytes:
         flags |= AdvertisingFlag.TRANSFER_OPEN
     if status.flags & StatusFlag.UPDATE_PENDING:
         flags |= AdvertisingFlag.UPDATE_PENDING
+    if status.events is not None and status.events.queued:
+        flags |= AdvertisingFlag.EVENTS_QUEUED
     value = Advertisement(
         status.device_id, status.platform_id, status.release_counter, int(flags)
     ).encode()
@@ -123,11 +127,15 @@ class EmulatedPeripheral:
         self.session = self._boot_session()
         self.control = DeviceOsControl(device)
         self.channel: ControlConnection | None = None
+        self._advertised = b""
         self.link: PeripheralLink | None = None
         self.resets = 0
         self._outbox: asyncio.Queue[Output | _ControlStep | _DropControl] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.reset_done = asyncio.Event()
+        self.advertising_changed: Callable[[], Awaitable[None]] | None = None
+        """Set by the host to restart advertising with fresh data (e.g. the Bumble
+        server's ``start``); called when an event is published while idle."""
 
     def _boot_session(self) -> DeviceSession:
         session = DeviceSession(self.services)
@@ -149,11 +157,40 @@ class EmulatedPeripheral:
             service_uuid=SERVICE_UUID,
             characteristics=GATT_CHARACTERISTICS,
             device_name=f"bluemule-{self.device.device_id[-6:]}",
-            advertising_data=advertising_data(self.session),
-            refresh_advertising_data=lambda: advertising_data(self.session),
+            advertising_data=self._advertise_now(),
+            refresh_advertising_data=self._advertise_now,
             service_uuid_in_scan_response=True,
             extra_services=(CONTROL_SERVICE,),
         )
+
+    async def publish(
+        self,
+        name: str,
+        data: str | None = None,
+        captured_at: datetime | None = None,
+        *,
+        clock_set: bool = True,
+    ) -> PublishedEvent:
+        """The app publishes an event (see :meth:`EmulatedDevice.publish`); when no relay
+        is connected the advertisement is refreshed, so relays see EVENTS_QUEUED."""
+        event = self.device.publish(name, data, captured_at, clock_set=clock_set)
+        if self.link is None and self.advertising_changed is not None:
+            await self.advertising_changed()
+        return event
+
+    def _advertise_now(self) -> bytes:
+        """The advertisement for the transport to start with (remembered)."""
+        self._advertised = advertising_data(self.session)
+        return self._advertised
+
+    async def keep_advertising_fresh(self, interval: float = 1.0) -> None:
+        """Until cancelled: when the advertisement would change while idle (another
+        process published into the state directory, say), call ``advertising_changed``."""
+        while True:
+            await asyncio.sleep(interval)
+            stale = advertising_data(self.session) != self._advertised
+            if stale and self.link is None and self.advertising_changed is not None:
+                await self.advertising_changed()
 
     # ------------------------------------------------------------ PeripheralHandler
 

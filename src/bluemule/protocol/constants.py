@@ -61,6 +61,19 @@ DEFAULT_WINDOW: Final = 4096
 DEFAULT_ACK_INTERVAL: Final = 1024
 """The device acknowledges each time its contiguous offset crosses a multiple of this."""
 ASSETS_PER_PAGE: Final = 4
+MAX_EVENT_NAME_SIZE: Final = 64
+"""Particle's event name limit: 1–64 of A–Z a–z 0–9 _ - / (not starting with particle/spark)."""
+MAX_EVENT_DATA_SIZE: Final = 1024
+"""Particle's event data limit on Gen 3/4 Device OS (``Particle.publish``)."""
+EVENT_QUEUE_CAPACITY: Final = 100
+"""Records the device keeps unacknowledged; a publish beyond this is refused and counted."""
+EVENT_QUEUE_BYTES: Final = 32768
+"""Record bytes (on-flash encoding) the device keeps unacknowledged."""
+EVENT_SEGMENT_SIZE: Final = 4096
+"""Records are appended to segment files of at most this size (one LittleFS block)."""
+EVENT_READ_HEADER_SIZE: Final = 12
+"""EVENTS_READ OK response before the chunk: opcode, seq, status, sequence u32, total u16,
+offset u16, chunk length u8."""
 
 
 class Opcode(enum.IntEnum):
@@ -80,6 +93,10 @@ class Opcode(enum.IntEnum):
     """All parts staged: reset into the new firmware after answering."""
     ABORT = 0x31
     """Forget the transfer (staged-but-unapplied modules are discarded on the next prepare)."""
+    EVENTS_READ = 0x40
+    """A chunk of the first queued event record whose sequence is ≥ the one asked for."""
+    EVENTS_ACK = 0x41
+    """The relay stored every record up to this sequence: the device deletes them."""
 
 
 class Status(enum.IntEnum):
@@ -120,6 +137,8 @@ class Status(enum.IntEnum):
     STORAGE_FULL = 0x24
     FLASH_ERROR = 0x25
     UPDATES_DISABLED = 0x26
+    UNKNOWN_EVENT = 0x30
+    """EVENTS_ACK of a sequence the device never assigned (detail: the last it assigned)."""
 
 
 class PartKind(enum.IntEnum):
@@ -165,6 +184,15 @@ class Capability(enum.IntFlag):
 
     COMPRESSED_MODULES = 0x01
     NOTIFICATIONS = 0x02
+    EVENTS = 0x04
+    """The device queues events for relays (EVENTS_READ / EVENTS_ACK, STATUS event fields)."""
+
+
+class EventFlag(enum.IntFlag):
+    """Per-record flags in an event record."""
+
+    HAS_DATA = 0x01
+    """The event carries data (possibly empty); without it the data is null."""
 
 
 class ProgressFlag(enum.IntFlag):
@@ -183,3 +211,4 @@ class AdvertisingFlag(enum.IntFlag):
     TRANSFER_OPEN = 0x02
     UPDATE_PENDING = 0x04
     EVENTS_QUEUED = 0x08
+    """At least one event record waits for a relay."""

@@ -46,12 +46,15 @@ from bluemule.protocol.constants import (
     Status,
     StatusFlag,
 )
+from bluemule.protocol.device_events import EVENT_OPCODES, answer_event_request
 from bluemule.protocol.device_services import DeviceOsError, DeviceServices
 from bluemule.protocol.errors import DecodeError, ManifestError
+from bluemule.protocol.events import EventError, EventQueue
 from bluemule.protocol.manifest import ANY_PRODUCT, Manifest, verify_manifest
 from bluemule.protocol.messages import (
     AssetEntry,
     DeviceStatus,
+    EventSummary,
     Progress,
     Request,
     Response,
@@ -134,6 +137,8 @@ class DeviceSession:
         self._progress = Progress(MANIFEST_STREAM, 0)
         self._response = b""
         self._manifest_gap = False
+        self.events = EventQueue(services)
+        """The durable event queue relays drain (EVENTS_READ / EVENTS_ACK)."""
 
     # ------------------------------------------------------------------ values
 
@@ -155,7 +160,7 @@ class DeviceSession:
             flags |= StatusFlag.TRANSFER_OPEN
         if self._dev.kv_get(KV_PENDING):
             flags |= StatusFlag.UPDATE_PENDING
-        caps = Capability.NOTIFICATIONS
+        caps = Capability.NOTIFICATIONS | Capability.EVENTS
         if self._dev.limits.compressed_modules:
             caps |= Capability.COMPRESSED_MODULES
         part = self._part
@@ -178,7 +183,14 @@ class DeviceSession:
             part_index=part.index if part else NO_PART,
             part_offset=part.offset if part else len(self._manifest_buf),
             needed_parts=self._needed & ~self._done,
+            events=self._event_summary(),
         )
+
+    def _event_summary(self) -> EventSummary:
+        try:
+            return self.events.summary()
+        except EventError:
+            return EventSummary(0, 0, 0, 0)  # a damaged queue is not a reason to stop updates
 
     def read(self, uuid: str) -> bytes:
         """Value of a readable characteristic (what a polling client sees)."""
@@ -219,6 +231,8 @@ class DeviceSession:
             opcode = Opcode(value[0]) if value and value[0] in Opcode._value2member_map_ else None
             seq = value[1] if len(value) > 1 else 0
             return [self._respond(Response(opcode or Opcode.GET_ASSETS, seq, Status.BAD_REQUEST))]
+        if request.opcode in EVENT_OPCODES:
+            return [self._respond(answer_event_request(self.events, request, self.mtu))]
         try:
             values, extra = self._dispatch(request)
         except _RejectedError as rej:
@@ -260,6 +274,8 @@ class DeviceSession:
             case Opcode.ABORT:
                 self._reset_transfer(forget=True)
                 return (), ()
+            case _:  # event opcodes are answered by device_events
+                raise _RejectedError(Status.BAD_REQUEST)
 
     def _get_assets(self, page: int) -> tuple[tuple[int, ...], tuple[AssetEntry, ...]]:
         assets = sorted(self._dev.installed_assets().items())

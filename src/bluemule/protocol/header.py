@@ -15,13 +15,15 @@ from bluemule.protocol import constants as c
 
 _ENUMS: tuple[type[enum.IntEnum] | type[enum.IntFlag], ...] = (
     c.Opcode, c.Status, c.PartKind, c.PartFlag, c.ManifestFlag, c.SignatureAlgorithm,
-    c.StatusFlag, c.Capability, c.ProgressFlag, c.AdvertisingFlag,
+    c.StatusFlag, c.Capability, c.EventFlag, c.ProgressFlag, c.AdvertisingFlag,
 )  # fmt: skip
 _SCALARS = (
     "PROTOCOL_VERSION", "MANUFACTURER_ID", "DEVICE_ID_SIZE", "SHA256_SIZE",
     "ED25519_SIGNATURE_SIZE", "ED25519_PUBLIC_KEY_SIZE", "KEY_ID_SIZE", "MAX_MANIFEST_SIZE",
     "MAX_PARTS", "MAX_NAME_SIZE", "DATA_HEADER_SIZE", "MANIFEST_STREAM", "NO_PART",
     "MAX_ATT_MTU", "DEFAULT_WINDOW", "DEFAULT_ACK_INTERVAL", "ASSETS_PER_PAGE",
+    "MAX_EVENT_NAME_SIZE", "MAX_EVENT_DATA_SIZE", "EVENT_QUEUE_CAPACITY", "EVENT_QUEUE_BYTES",
+    "EVENT_SEGMENT_SIZE", "EVENT_READ_HEADER_SIZE",
 )  # fmt: skip
 _UUIDS = (
     "SERVICE_UUID",

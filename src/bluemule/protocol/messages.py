@@ -93,6 +93,8 @@ _REQUEST_PAYLOAD: Final = {
     Opcode.PART_END: struct.Struct("<B"),  # part index
     Opcode.APPLY: struct.Struct("<"),
     Opcode.ABORT: struct.Struct("<"),
+    Opcode.EVENTS_READ: struct.Struct("<IH"),  # from sequence, offset in the record
+    Opcode.EVENTS_ACK: struct.Struct("<I"),  # up to sequence
 }
 
 
@@ -132,7 +134,9 @@ _RESPONSE_OK_PAYLOAD: Final = {
     Opcode.PART_END: struct.Struct("<"),
     Opcode.APPLY: struct.Struct("<"),
     Opcode.ABORT: struct.Struct("<"),
+    Opcode.EVENTS_ACK: struct.Struct("<H"),  # records still queued
 }
+_EVENT_CHUNK: Final = struct.Struct("<IHHB")  # sequence (0: none), total, offset, chunk length
 _ASSET_PAGE: Final = struct.Struct("<BBB")  # total, page, count
 _ASSET_ENTRY: Final = struct.Struct(f"<{SHA256_SIZE}sB")  # sha256, name length (+ name)
 
@@ -149,7 +153,8 @@ class AssetEntry:
 class Response:
     """RESPONSE: ``opcode u8, seq u8, status u8`` then the OK payload or an i32 detail.
 
-    ``values`` holds the opcode's OK fields; ``assets`` the GET_ASSETS page entries.
+    ``values`` holds the opcode's OK fields; ``assets`` the GET_ASSETS page entries;
+    ``chunk`` the EVENTS_READ record bytes (``values``: sequence, total, offset).
     """
 
     opcode: Opcode
@@ -158,6 +163,7 @@ class Response:
     values: tuple[int, ...] = ()
     detail: int = 0
     assets: tuple[AssetEntry, ...] = ()
+    chunk: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -176,6 +182,8 @@ class Response:
                 for a in self.assets
             )
             return head + _ASSET_PAGE.pack(total, page, len(self.assets)) + body
+        if self.opcode == Opcode.EVENTS_READ:
+            return head + _EVENT_CHUNK.pack(*self.values, len(self.chunk)) + self.chunk
         return head + _RESPONSE_OK_PAYLOAD[self.opcode].pack(*self.values)
 
 
@@ -205,6 +213,17 @@ def _decode_assets(value: bytes, at: int) -> tuple[tuple[int, ...], tuple[AssetE
     return (total, page), tuple(entries)
 
 
+def _decode_event_chunk(value: bytes, seq: int, at: int) -> Response:
+    if len(value) < at + _EVENT_CHUNK.size:
+        raise DecodeError("EVENTS_READ response shorter than its header")
+    sequence, total, offset, length = _EVENT_CHUNK.unpack_from(value, at)
+    _exact(value, at + _EVENT_CHUNK.size + length, "EVENTS_READ response")
+    chunk = bytes(value[at + _EVENT_CHUNK.size :])
+    if offset + length > total or (sequence == 0 and total):
+        raise DecodeError(f"EVENTS_READ chunk {offset}+{length} outside a {total}-byte record")
+    return Response(Opcode.EVENTS_READ, seq, Status.OK, (sequence, total, offset), chunk=chunk)
+
+
 def decode_response(value: bytes) -> Response:
     """Decode a RESPONSE value."""
     if len(value) < _RESPONSE.size:
@@ -221,6 +240,8 @@ def decode_response(value: bytes) -> Response:
     if opcode == Opcode.GET_ASSETS:
         values, assets = _decode_assets(value, at)
         return Response(opcode, seq, status, values, assets=assets)
+    if opcode == Opcode.EVENTS_READ:
+        return _decode_event_chunk(value, seq, at)
     layout = _RESPONSE_OK_PAYLOAD[opcode]
     _exact(value, at + layout.size, f"{opcode.name} response")
     return Response(opcode, seq, status, tuple(layout.unpack_from(value, at)))
@@ -233,6 +254,22 @@ def decode_response(value: bytes) -> Response:
 # max write, window, ack interval, asset count,
 # transfer: manifest sha256, part index (0xFF none), offset, needed parts
 _STATUS: Final = struct.Struct(f"<BBB{DEVICE_ID_SIZE}sHHHHH{SHA256_SIZE}sIHHHB{SHA256_SIZE}sBIH")
+# appended by devices with Capability.EVENTS: queued u16, first u32, last u32, dropped u32
+_STATUS_EVENTS: Final = struct.Struct("<HIII")
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    """STATUS's event fields (appended after the 107-byte v1.0 record)."""
+
+    queued: int
+    """Records waiting for a relay."""
+    first_sequence: int
+    """The oldest queued record's sequence (0: none queued)."""
+    last_sequence: int
+    """The highest sequence the device ever assigned (0: none yet); acks may go up to it."""
+    dropped: int
+    """Publishes refused because the queue was full, since the queue was created."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +295,8 @@ class DeviceStatus:
     part_offset: int = 0
     needed_parts: int = 0
     protocol_version: int = PROTOCOL_VERSION
+    events: EventSummary | None = None
+    """Present when the device queues events (then STATUS is 121 bytes)."""
 
     @property
     def device_id_hex(self) -> str:
@@ -272,13 +311,20 @@ class DeviceStatus:
             self.product_id, self.product_version, self.app_sha256, self.release_counter,
             self.max_write, self.window, self.ack_interval, self.asset_count,
             self.manifest_sha256, self.part_index, self.part_offset, self.needed_parts,
-        )  # fmt: skip
+        ) + (b"" if self.events is None else _STATUS_EVENTS.pack(
+            self.events.queued, self.events.first_sequence, self.events.last_sequence,
+            self.events.dropped,
+        ))  # fmt: skip
 
 
 def decode_status(value: bytes) -> DeviceStatus:
-    """Decode STATUS. A newer minor layout may append fields; they are ignored."""
-    if len(value) < _STATUS.size:
-        raise DecodeError(f"STATUS is {len(value)} bytes, expected at least {_STATUS.size}")
+    """Decode STATUS: the 107-byte v1.0 record, or 121 bytes with the event fields. A newer
+    minor layout may append more fields; they are ignored."""
+    if len(value) < _STATUS.size or _STATUS.size < len(value) < STATUS_WITH_EVENTS_SIZE:
+        raise DecodeError(
+            f"STATUS is {len(value)} bytes, expected {_STATUS.size} or at least "
+            f"{STATUS_WITH_EVENTS_SIZE}"
+        )
     (version, flags, caps, device_id, platform, dos, app_version, pid, pver, app_sha,
      counter, max_write, window, ack, assets, manifest, part, offset, needed,
      ) = _STATUS.unpack_from(value)  # fmt: skip
@@ -287,10 +333,13 @@ def decode_status(value: bytes) -> DeviceStatus:
     return DeviceStatus(
         device_id, platform, dos, app_version, pid, pver, app_sha, counter, max_write,
         window, ack, assets, flags, caps, manifest, part, offset, needed, version,
+        None if len(value) == _STATUS.size
+        else EventSummary(*_STATUS_EVENTS.unpack_from(value, _STATUS.size)),
     )  # fmt: skip
 
 
 STATUS_SIZE: Final = _STATUS.size
+STATUS_WITH_EVENTS_SIZE: Final = _STATUS.size + _STATUS_EVENTS.size
 
 # -------------------------------------------------------------------- ADVERTISING
 
