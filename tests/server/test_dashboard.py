@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -202,7 +203,7 @@ def test_expired_sessions_and_rotated_tokens_end_sessions(api: Api) -> None:
     cookie = dashboard.new_session(state, now=1000.0)
     assert dashboard.session_nonce(state, cookie, now=1001.0) is not None
     assert dashboard.session_nonce(state, cookie, now=1000.0 + 13 * 3600) is None
-    other = type(state)(**{**state.__dict__, "admin_token_sha256": b"\0" * 32})
+    other = dataclasses.replace(state, admin_token_sha256=b"\0" * 32)
     assert dashboard.session_nonce(other, cookie, now=1001.0) is None
 
 

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
+import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -20,6 +23,8 @@ from bluemule.server.config import Settings
 from bluemule.server.db import make_engine, make_sessionmaker
 from bluemule.server.files import BlobStore, SecretBox, read_admin_token, read_signing_key
 from bluemule.server.problems import UnauthorizedError, install_handlers
+from bluemule.server.revisions import track_revisions
+from bluemule.server.sync_cache import SyncCache
 
 
 @dataclass
@@ -33,6 +38,17 @@ class ServerState:
     signing_key: SigningKey
     secrets: SecretBox
     blobs: BlobStore
+    sync_cache: SyncCache = field(default_factory=SyncCache)
+    autocommit: Engine = field(init=False)
+    """The engine in autocommit mode, for single-statement reads (same pool)."""
+
+    def __post_init__(self) -> None:
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @property
+    def signing_key_id(self) -> str:
+        """Hex id of the release-signing key (part of the sync ETag)."""
+        return self.signing_key.key_id.hex()
 
 
 def server_state(request: Request) -> ServerState:
@@ -65,6 +81,36 @@ def require_admin(request: Request, state: State) -> None:
         raise UnauthorizedError("wrong admin token")
 
 
+SETTINGS_ENV = "BLUEMULE_SERVER_SETTINGS"
+"""How ``bluemule server --workers N`` hands the settings to its worker processes (JSON)."""
+
+
+def settings_to_env(settings: Settings) -> str:
+    """The JSON :func:`app_from_environment` reads back."""
+    return json.dumps(
+        {
+            "data_dir": str(settings.data_dir),
+            "database_url": settings.database_url,
+            "webhook_worker": settings.webhook_worker,
+        }
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker process: settings from ``$BLUEMULE_SERVER_SETTINGS``.
+
+    The parent (``bluemule server``) has bootstrapped the data directory already.
+    """
+    fields = json.loads(os.environ[SETTINGS_ENV])
+    return create_app(
+        Settings(
+            data_dir=Path(fields["data_dir"]),
+            database_url=fields["database_url"],
+            webhook_worker=bool(fields["webhook_worker"]),
+        )
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the server for a data directory that :func:`bootstrap` has set up."""
     from bluemule.server.api import admin_router  # noqa: PLC0415
@@ -76,10 +122,12 @@ def create_app(settings: Settings) -> FastAPI:
     from bluemule.server.webhooks import webhooks_router  # noqa: PLC0415
 
     engine = make_engine(settings.db_url)
+    sessions = make_sessionmaker(engine)
+    track_revisions(sessions)
     state = ServerState(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         admin_token_sha256=hashlib.sha256(read_admin_token(settings).encode()).digest(),
         signing_key=read_signing_key(settings),
         secrets=SecretBox.load(settings),

@@ -30,6 +30,16 @@ class Site(Base):
     __tablename__ = "sites"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Bumped with every change that can alter the site's sync answer (migration 0005)."""
+
+
+class FleetRevision(Base):
+    """One row: bumped with every fleet-wide change that can alter sync answers (0005)."""
+
+    __tablename__ = "fleet_revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Relay(Base):

@@ -21,18 +21,34 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bluemule.server.app import DB, ServerState, State
-from bluemule.server.desired import desired_releases, device_manifest, needs_update
-from bluemule.server.models import Device, DeviceUpdate, Event, Relay, Release, Report
+from bluemule.server.bulk import insert_new
+from bluemule.server.desired import (
+    desired_releases,
+    device_manifest,
+    manifest_allows_downgrade,
+    needs_update,
+)
+from bluemule.server.models import (
+    Device,
+    DeviceUpdate,
+    Event,
+    FleetRevision,
+    Relay,
+    Release,
+    ReleasePart,
+    Report,
+    Site,
+)
 from bluemule.server.problems import (
     InvalidContentError,
     NotFoundError,
     ProblemError,
     UnauthorizedError,
 )
+from bluemule.server.revisions import sync_etag
 from bluemule.server.rollouts import UpdateState
 from bluemule.server.rollouts_api import reevaluate_for_devices, withheld
 
@@ -47,13 +63,18 @@ CHUNK = 64 * 1024
 # --- authentication -------------------------------------------------------------------
 
 
-def require_relay(request: Request, session: DB) -> Relay:
-    """Bearer authentication with a relay's token; the relay is scoped to its site."""
+def _token_digest(request: Request) -> str:
+    """SHA-256 (hex) of the bearer token, as relays' tokens are stored."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError("missing bearer token (Authorization: Bearer <relay token>)")
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+def require_relay(request: Request, session: DB) -> Relay:
+    """Bearer authentication with a relay's token; the relay is scoped to its site."""
+    digest = _token_digest(request)
     relay = session.scalar(select(Relay).where(Relay.token_sha256 == digest))
     if relay is None or not hmac.compare_digest(relay.token_sha256, digest):
         raise UnauthorizedError("wrong relay token")
@@ -235,21 +256,6 @@ def _lock_site_devices(session: Session, relay: Relay, device_ids: set[str]) -> 
     return devices
 
 
-def insert_new(session: Session, table: Table, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert rows, skipping ids already stored; returns the ids actually inserted."""
-    if not rows:
-        return set()
-    dialect = session.get_bind().dialect.name
-    rows = sorted(rows, key=lambda r: str(r["id"]))  # one lock order across processes
-    if dialect == "postgresql":
-        pg = postgresql.insert(table).values(rows).on_conflict_do_nothing(index_elements=["id"])
-        return set(session.scalars(pg.returning(table.c.id)))
-    if dialect == "sqlite":
-        lite = sqlite.insert(table).values(rows).on_conflict_do_nothing(index_elements=["id"])
-        return set(session.scalars(lite.returning(table.c.id)))
-    raise ProblemError(500, f"unsupported database {dialect}")  # pragma: no cover
-
-
 _Item = TypeVar("_Item", ReportIn, EventIn)
 
 
@@ -362,40 +368,54 @@ def _read_file(path: Any, first: int, length: int) -> Iterator[bytes]:
 # --- routes ---------------------------------------------------------------------------
 
 
-def sync_body(session: Session, state: State, relay: Relay) -> bytes:
-    """The canonical JSON of :class:`SyncOut` for the relay's site."""
+def _part(p: ReleasePart) -> dict[str, Any]:
+    return {
+        "index": p.index,
+        "kind": "asset" if p.kind == 1 else "application",
+        "name": p.name,
+        "blob": p.blob_sha256,
+        "size": p.size,
+        "sha256": p.blob_sha256,
+    }
+
+
+def _signed_manifest(state: ServerState, device: Device, release: Release) -> tuple[bytes, bool]:
+    """The encoded manifest for ``device`` and ``release``, signed once per process."""
+    downgrade = manifest_allows_downgrade(device, release)
+    key = (device.id, release.id, release.app_sha256, downgrade)
+    encoded = state.sync_cache.manifests.get(key)
+    if encoded is None:
+        encoded = device_manifest(state.signing_key, device, release).manifest.encode()
+        state.sync_cache.manifests.put(key, encoded)
+    return encoded, downgrade
+
+
+def sync_body(session: Session, state: ServerState, relay: Relay) -> bytes:
+    """The canonical JSON of :class:`SyncOut` for the relay's site (sorted keys, compact)."""
     devices = sorted(_site_devices(session, relay), key=lambda d: d.id)
     desired = desired_releases(session, devices)
     gated = withheld(session, desired)  # staged rollouts (bluemule.server.rollouts_api)
-    items: list[SyncDevice] = []
+    items: list[dict[str, Any]] = []
+    parts: dict[int, list[dict[str, Any]]] = {}
     for device in devices:
         release = desired[device.id]
         if release is None or not needs_update(device, release) or device.id in gated:
             continue
-        signed = device_manifest(state.signing_key, device, release)
-        encoded = signed.manifest.encode()
+        encoded, downgrade = _signed_manifest(state, device, release)
+        if release.id not in parts:
+            parts[release.id] = [_part(p) for p in release.parts]
         items.append(
-            SyncDevice(
-                device_id=device.id,
-                release_id=release.id,
-                allow_downgrade=signed.allow_downgrade,
-                manifest=base64.b64encode(encoded).decode(),
-                manifest_sha256=hashlib.sha256(encoded).hexdigest(),
-                parts=[
-                    SyncPart(
-                        index=p.index,
-                        kind="asset" if p.kind == 1 else "application",
-                        name=p.name,
-                        blob=p.blob_sha256,
-                        size=p.size,
-                        sha256=p.blob_sha256,
-                    )
-                    for p in release.parts
-                ],
-            )
+            {
+                "device_id": device.id,
+                "release_id": release.id,
+                "allow_downgrade": downgrade,
+                "manifest": base64.b64encode(encoded).decode(),
+                "manifest_sha256": hashlib.sha256(encoded).hexdigest(),
+                "parts": parts[release.id],
+            }
         )
-    out = SyncOut(site=relay.site.name, devices=items)
-    return json.dumps(out.model_dump(), sort_keys=True, separators=(",", ":")).encode()
+    out = {"site": relay.site.name, "devices": items}
+    return json.dumps(out, sort_keys=True, separators=(",", ":")).encode()
 
 
 def blob_response(
@@ -437,6 +457,38 @@ def blob_response(
     )
 
 
+def sync_response(request: Request, state: ServerState) -> Response:
+    """``GET /sync``: 304 when ``If-None-Match`` carries the current revision ETag, else the
+    answer, from the per-process cache when it was built under the same ETag.
+
+    The ETag comes from the site's and the fleet's revisions (:mod:`.revisions`), read
+    before anything else in one autocommit statement that also authenticates the relay.
+    """
+    digest = _token_digest(request)
+    with state.autocommit.connect() as connection:  # one round trip, no BEGIN/ROLLBACK
+        found = connection.execute(
+            select(Relay.id, Relay.site_id, Site.revision, FleetRevision.revision)
+            .join(Site, Site.id == Relay.site_id)
+            .join(FleetRevision, FleetRevision.id == 1)
+            .where(Relay.token_sha256 == digest)
+        ).first()
+    if found is None:
+        raise UnauthorizedError("wrong relay token")
+    relay_id, site_id, site_revision, fleet_revision = found
+    etag = sync_etag(site_id, site_revision, fleet_revision, state.signing_key_id)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    body = state.sync_cache.answer(site_id, etag)
+    if body is None:
+        with state.sessions() as session:
+            relay = session.get(Relay, relay_id)
+            assert relay is not None
+            body = sync_body(session, state, relay)
+        state.sync_cache.store_answer(site_id, etag, body)
+    return Response(body, media_type="application/json", headers=headers)
+
+
 def relay_router() -> APIRouter:
     """The relay routes (bearer relay token)."""
     router = APIRouter(prefix="/api/relay/v1", tags=["relay"])
@@ -446,14 +498,13 @@ def relay_router() -> APIRouter:
         response_model=SyncOut,
         responses={304: {"description": "Not modified (If-None-Match)"}},
     )
-    def sync(request: Request, relay: RelayAuth, session: DB, state: State) -> Response:
-        """Manifests and part blobs for the site's devices that need an update."""
-        body = sync_body(session, state, relay)
-        etag = f'"{hashlib.sha256(body).hexdigest()}"'
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        if _etag_matches(request.headers.get("if-none-match"), etag):
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type="application/json", headers=headers)
+    def sync(request: Request, state: State) -> Response:
+        """Manifests and part blobs for the site's devices that need an update.
+
+        The ETag comes from the site's and the fleet's revisions (``revisions``), read
+        before anything else: a matching ``If-None-Match`` costs one indexed query.
+        """
+        return sync_response(request, state)
 
     @router.get(
         "/blobs/{sha256}",
