@@ -135,8 +135,12 @@ class Event(Base):
     name: Mapped[str] = mapped_column(String(64))
     data: Mapped[str | None] = mapped_column(Text, nullable=True)
     captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the device published it, if its clock was valid then."""
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When the server received it."""
     relay_id: Mapped[int] = mapped_column(ForeignKey("relays.id"))
+    relayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the relay read it off the device (migration 0006)."""
 
 
 class Report(Base):

@@ -199,7 +199,12 @@ class EventIn(BaseModel):
     device_id: str = Field(pattern=DEVICE_ID)
     name: str
     data: str | None = None
-    captured_at: datetime | None = None
+    captured_at: datetime | None = Field(
+        default=None, description="when the device published it, if its clock was valid"
+    )
+    relayed_at: datetime | None = Field(
+        default=None, description="when the relay read it off the device (relay's clock)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -571,6 +576,7 @@ def relay_router() -> APIRouter:
                 "captured_at": e.captured_at and _utc(e.captured_at),
                 "received_at": now,
                 "relay_id": relay.id,
+                "relayed_at": e.relayed_at and _utc(e.relayed_at),
             }
             for e in items
         ]

@@ -108,7 +108,7 @@ _SAMPLE = RelayedEvent(
     device_id="e00fce681234567890abcdef",
     name="sample",
     data='{"a": "1"}',
-    received_by_relay_at=datetime(2026, 1, 1, tzinfo=UTC),
+    received_at=datetime(2026, 1, 1, tzinfo=UTC),
 )
 
 
