@@ -53,6 +53,7 @@ COVERED = {
     "admin rollout resume": "tests/server/test_rollouts_api.py::test_rollout_cli",
     "admin rollout next": "tests/server/test_rollouts_api.py::test_rollout_cli",
     "admin rollout retry": "tests/server/test_rollouts_api.py::test_rollout_cli",
+    "admin rollout abort": "tests/server/test_rollouts_api.py::test_rollout_cli",
 }
 
 
