@@ -39,8 +39,22 @@ from bluemule.cli.common import fail
     help="Server processes sharing the port (each also delivers webhooks); the database "
     "keeps them consistent.",
 )
+@click.option(
+    "--retention-days",
+    type=click.IntRange(0, 36_500),
+    default=30,
+    show_default=True,
+    help="Prune delivered webhooks, delivery logs, events and reports older than this "
+    "(hourly; undelivered webhooks are kept). 0 keeps everything.",
+)
 def server(
-    data_dir: Path, database_url: str | None, host: str, port: int, webhooks: bool, workers: int
+    data_dir: Path,
+    database_url: str | None,
+    host: str,
+    port: int,
+    webhooks: bool,
+    workers: int,
+    retention_days: int,
 ) -> None:
     """Run the fleet server (creates the data directory, keys and admin token on first start)."""
     import uvicorn  # noqa: PLC0415
@@ -54,6 +68,7 @@ def server(
         data_dir=data_dir.expanduser().resolve(),
         database_url=database_url,
         webhook_worker=webhooks,
+        retention_days=retention_days,
     )
     try:
         setup = bootstrap(settings)

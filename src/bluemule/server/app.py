@@ -92,6 +92,7 @@ def settings_to_env(settings: Settings) -> str:
             "data_dir": str(settings.data_dir),
             "database_url": settings.database_url,
             "webhook_worker": settings.webhook_worker,
+            "retention_days": settings.retention_days,
         }
     )
 
@@ -107,6 +108,7 @@ def app_from_environment() -> FastAPI:
             data_dir=Path(fields["data_dir"]),
             database_url=fields["database_url"],
             webhook_worker=bool(fields["webhook_worker"]),
+            retention_days=int(fields["retention_days"]),
         )
     )
 
@@ -117,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     from bluemule.server.dashboard import install_dashboard  # noqa: PLC0415
     from bluemule.server.outbox import DeliveryWorker  # noqa: PLC0415
     from bluemule.server.relay_api import relay_router  # noqa: PLC0415
+    from bluemule.server.retention import prune_forever  # noqa: PLC0415
     from bluemule.server.rollouts_api import rollouts_router  # noqa: PLC0415
     from bluemule.server.targeting_api import targeting_router  # noqa: PLC0415
     from bluemule.server.webhooks import webhooks_router  # noqa: PLC0415
@@ -136,20 +139,24 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        """The webhook delivery worker runs while the server does."""
-        if not settings.webhook_worker:
-            yield
-            return
-        worker = DeliveryWorker(state.sessions)
-        task = asyncio.create_task(worker.run_forever(settings.webhook_poll_seconds))
+        """The webhook delivery worker and the retention pass run while the server does."""
+        tasks: list[asyncio.Task[None]] = []
+        if settings.retention_days > 0:
+            tasks.append(asyncio.create_task(prune_forever(engine, settings.retention_days)))
+        worker = DeliveryWorker(state.sessions) if settings.webhook_worker else None
+        if worker is not None:
+            tasks.append(asyncio.create_task(worker.run_forever(settings.webhook_poll_seconds)))
         try:
             yield
         finally:
-            worker.stopping.set()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            worker.close()
+            if worker is not None:
+                worker.stopping.set()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if worker is not None:
+                worker.close()
 
     app = FastAPI(
         lifespan=lifespan,
