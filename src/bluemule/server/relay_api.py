@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from bluemule.relay.sealed import seal_mobile_secret, sealing_key
 from bluemule.server.app import DB, ServerState, State
 from bluemule.server.bulk import insert_new
 from bluemule.server.desired import (
@@ -138,6 +139,11 @@ class SyncDevice(BaseModel):
     manifest: str = Field(description="the signed manifest, base64")
     manifest_sha256: str
     parts: list[SyncPart]
+    mobile_secret_sealed: str | None = Field(
+        default=None,
+        description="the device's mobile secret sealed for this relay "
+        "(bluemule.relay.sealed.open_mobile_secret); only when the device has one",
+    )
 
 
 class SyncOut(BaseModel):
@@ -402,6 +408,7 @@ def sync_body(session: Session, state: ServerState, relay: Relay) -> bytes:
     gated = withheld(session, desired)  # staged rollouts (bluemule.server.rollouts_api)
     items: list[dict[str, Any]] = []
     parts: dict[int, list[dict[str, Any]]] = {}
+    relay_key = sealing_key(bytes.fromhex(relay.token_sha256))
     for device in devices:
         release = desired[device.id]
         if release is None or not needs_update(device, release) or device.id in gated:
@@ -409,16 +416,18 @@ def sync_body(session: Session, state: ServerState, relay: Relay) -> bytes:
         encoded, downgrade = _signed_manifest(state, device, release)
         if release.id not in parts:
             parts[release.id] = [_part(p) for p in release.parts]
-        items.append(
-            {
-                "device_id": device.id,
-                "release_id": release.id,
-                "allow_downgrade": downgrade,
-                "manifest": base64.b64encode(encoded).decode(),
-                "manifest_sha256": hashlib.sha256(encoded).hexdigest(),
-                "parts": parts[release.id],
-            }
-        )
+        item: dict[str, Any] = {
+            "device_id": device.id,
+            "release_id": release.id,
+            "allow_downgrade": downgrade,
+            "manifest": base64.b64encode(encoded).decode(),
+            "manifest_sha256": hashlib.sha256(encoded).hexdigest(),
+            "parts": parts[release.id],
+        }
+        if device.mobile_secret is not None and device.site_id == relay.site_id:
+            secret = state.secrets.open(device.mobile_secret, device.id).encode()
+            item["mobile_secret_sealed"] = seal_mobile_secret(relay_key, device.id, secret)
+        items.append(item)
     out = {"site": relay.site.name, "devices": items}
     return json.dumps(out, sort_keys=True, separators=(",", ":")).encode()
 
@@ -480,17 +489,17 @@ def sync_response(request: Request, state: ServerState) -> Response:
     if found is None:
         raise UnauthorizedError("wrong relay token")
     relay_id, site_id, site_revision, fleet_revision = found
-    etag = sync_etag(site_id, site_revision, fleet_revision, state.signing_key_id)
+    etag = sync_etag(relay_id, site_id, site_revision, fleet_revision, state.signing_key_id)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    body = state.sync_cache.answer(site_id, etag)
+    body = state.sync_cache.answer(relay_id, etag)
     if body is None:
         with state.sessions() as session:
             relay = session.get(Relay, relay_id)
             assert relay is not None
             body = sync_body(session, state, relay)
-        state.sync_cache.store_answer(site_id, etag, body)
+        state.sync_cache.store_answer(relay_id, etag, body)
     return Response(body, media_type="application/json", headers=headers)
 
 

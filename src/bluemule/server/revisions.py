@@ -50,7 +50,7 @@ DEVICE_FIELDS = (
 UPDATE_FIELDS = ("release_id", "state", "device_id")
 """Update-row columns sync gating depends on (not progress or reason)."""
 FLEET_TYPES = (Release, ReleasePart, Rollout)
-SYNC_FORMAT = 1
+SYNC_FORMAT = 2
 """Bumped when the sync body's format changes, so old ETags stop matching after an upgrade."""
 
 
@@ -112,6 +112,9 @@ def track_revisions(sessions: sessionmaker[Session]) -> None:
         sa_event.listen(sessions, "before_flush", _before_flush)
 
 
-def sync_etag(site_id: int, site_revision: int, fleet_revision: int, key_id: str) -> str:
-    """The sync ETag: site, both counters, the signing key and the body format."""
-    return f'"s{site_id}.{fleet_revision}.{site_revision}.{key_id}.f{SYNC_FORMAT}"'
+def sync_etag(
+    relay_id: int, site_id: int, site_revision: int, fleet_revision: int, key_id: str
+) -> str:
+    """The sync ETag: relay (answers carry secrets sealed for it), site, both counters,
+    the signing key and the body format."""
+    return f'"r{relay_id}.s{site_id}.{fleet_revision}.{site_revision}.{key_id}.f{SYNC_FORMAT}"'

@@ -1,7 +1,8 @@
 """Per-process caches behind ``GET /api/relay/v1/sync``.
 
-* **Answers** per site, tagged with the ETag (:func:`bluemule.server.revisions.sync_etag`)
-  they were built under: a poll at an unchanged revision is answered from memory.
+* **Answers** per relay (they carry mobile secrets sealed for it), tagged with the ETag
+  (:func:`bluemule.server.revisions.sync_etag`) they were built under: a poll at an
+  unchanged revision is answered from memory.
 * **Signed manifests** per (device, release, downgrade flag): Ed25519 is deterministic and a
   release's parts never change, so a manifest signed once is the same bytes forever; when
   one device of a site reports, the site's answer is rebuilt re-signing only that device's.
@@ -19,7 +20,7 @@ from typing import Generic, TypeVar
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
-MAX_SITES = 256
+MAX_RELAYS = 256
 MAX_MANIFESTS = 50_000
 
 
@@ -56,17 +57,17 @@ ManifestKey = tuple[str, int, str, bool]
 
 
 class SyncCache:
-    """Sync answers by site and signed manifests by device and release."""
+    """Sync answers by relay and signed manifests by device and release."""
 
-    def __init__(self, max_sites: int = MAX_SITES, max_manifests: int = MAX_MANIFESTS) -> None:
-        self.answers: Lru[int, tuple[str, bytes]] = Lru(max_sites)
+    def __init__(self, max_relays: int = MAX_RELAYS, max_manifests: int = MAX_MANIFESTS) -> None:
+        self.answers: Lru[int, tuple[str, bytes]] = Lru(max_relays)
         self.manifests: Lru[ManifestKey, bytes] = Lru(max_manifests)
 
-    def answer(self, site_id: int, etag: str) -> bytes | None:
-        """The cached body of ``site_id`` if it was built under ``etag``."""
-        found = self.answers.get(site_id)
+    def answer(self, relay_id: int, etag: str) -> bytes | None:
+        """The cached answer for ``relay_id`` if it was built under ``etag``."""
+        found = self.answers.get(relay_id)
         return found[1] if found is not None and found[0] == etag else None
 
-    def store_answer(self, site_id: int, etag: str, body: bytes) -> None:
-        """Remember the body built under ``etag`` (replacing the site's previous one)."""
-        self.answers.put(site_id, (etag, body))
+    def store_answer(self, relay_id: int, etag: str, body: bytes) -> None:
+        """Remember the answer built under ``etag`` (replacing the relay's previous one)."""
+        self.answers.put(relay_id, (etag, body))
