@@ -347,14 +347,19 @@ def test_two_workers_deliver_each_row_exactly_once(api: Api, receiver: Receiver)
         DeliveryWorker(make_sessionmaker(e), worker_id=f"w{i}", batch_size=3)
         for i, e in enumerate(engines)
     ]
-    barrier = threading.Barrier(len(workers))
+    claimed = threading.Barrier(len(workers))
     attempted = [0] * len(workers)
     errors: list[BaseException] = []
 
     def run(index: int) -> None:
+        # Both workers hold a claimed batch before either delivers, so both take part
+        # however the threads are scheduled (a loaded machine once let one do it all).
+        worker = workers[index]
         try:
-            barrier.wait()
-            while (done := workers[index].run_once(T0)) > 0:
+            first = worker.claim(T0)
+            claimed.wait(timeout=30)
+            attempted[index] += sum(worker.deliver(i, T0) is not None for i in first)
+            while (done := worker.run_once(T0)) > 0:
                 attempted[index] += done
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)

@@ -51,8 +51,8 @@ class ServerState:
         return self.signing_key.key_id.hex()
 
 
-def server_state(request: Request) -> ServerState:
-    """The state of the app serving ``request``."""
+async def server_state(request: Request) -> ServerState:
+    """The state of the app serving ``request`` (async: no thread hop for a dict lookup)."""
     state = request.app.state.bluemule
     assert isinstance(state, ServerState)
     return state
@@ -70,7 +70,7 @@ def db_session(state: State) -> Iterator[Session]:
 DB = Annotated[Session, Depends(db_session)]
 
 
-def require_admin(request: Request, state: State) -> None:
+async def require_admin(request: Request, state: State) -> None:
     """Bearer authentication with the admin token."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -496,6 +496,8 @@ def sync_response(request: Request, state: ServerState) -> Response:
     body = state.sync_cache.answer(relay_id, etag)
     if body is None:
         with state.sessions() as session:
+            if state.engine.dialect.name == "postgresql":  # one snapshot for the whole answer
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             relay = session.get(Relay, relay_id)
             assert relay is not None
             body = sync_body(session, state, relay)
