@@ -73,6 +73,17 @@ def test_published_at_falls_back_to_relay_then_server_time() -> None:
     assert by_relay["published_at"] == "2026-01-02T01:00:00.007Z" == by_relay["bluemule_relayed_at"]
     assert by_relay["bluemule_received_at"] == "2026-01-02T03:04:05.000Z"
     assert by_relay["bluemule_captured"] == "false"
+    # a relay clock ahead of the server's: its relayed_at is shown but not used
+    ahead = received + timedelta(minutes=6)
+    skewed = fields(RelayedEvent("id", "d" * 24, "x", None, received, relayed_at=ahead))
+    assert skewed["published_at"] == "2026-01-02T03:04:05.000Z"
+    assert skewed["bluemule_relayed_at"] == "2026-01-02T03:10:05.000Z"
+    within = fields(
+        RelayedEvent(
+            "id", "d" * 24, "x", None, received, relayed_at=received + timedelta(minutes=4)
+        )
+    )
+    assert within["published_at"] == "2026-01-02T03:08:05.000Z"
     spec = WebhookSpec(
         event="x", url="http://h/", format="body", template="{{BLUEMULE_RELAYED_AT}}"
     )

@@ -23,13 +23,15 @@ import base64
 import json
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 import chevron  # type: ignore[import-untyped]
 
 USER_AGENT: Final = "ParticleBot/1.1 (https://docs.particle.io/webhooks)"
 Format = Literal["form", "json", "body"]
+RELAY_CLOCK_SKEW: Final = timedelta(minutes=5)
+"""How far a relay's clock may run ahead of the server's before ``relayed_at`` is ignored."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,16 @@ class RelayedEvent:
 
     @property
     def published_at(self) -> datetime:
-        """Device capture time, else relay read time, else server receive time (module doc)."""
-        return self.captured_at or self.relayed_at or self.received_at
+        """Device capture time, else relay read time, else server receive time (module doc).
+
+        A ``relayed_at`` after the server received the event (beyond ``RELAY_CLOCK_SKEW``)
+        is a wrong relay clock, not a time the event was read: it is not used.
+        """
+        if self.captured_at is not None:
+            return self.captured_at
+        if self.relayed_at is not None and self.relayed_at <= self.received_at + RELAY_CLOCK_SKEW:
+            return self.relayed_at
+        return self.received_at
 
     def relay_fields(self) -> dict[str, str]:
         """bluemule's extra fields: relay name and times; empty strings when unknown."""
