@@ -64,7 +64,7 @@ from bluemule.server.db import make_engine, normalize_url
 from bluemule.server.desired import desired_releases, device_manifest
 from bluemule.server.files import bootstrap
 from bluemule.server.models import Device, Event, OutboxItem, Relay, Site
-from bluemule.server.relay_api import sync_body
+from bluemule.server.sync import sync_body
 from bluemule.server.sync_cache import SyncCache
 
 HOST = "127.0.0.1"

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bluemule.server import relay_api
+from bluemule.server import sync
 from tests.server.conftest import Api, assert_problem
 from tests.server.test_relay_api import NORTH, SOUTH, add_device, add_relay, relay_call, upload
 
@@ -75,7 +75,7 @@ def test_every_error_kind_is_a_problem(api: Api, monkeypatch: pytest.MonkeyPatch
     def explode(*_args: object) -> bytes:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(relay_api, "sync_body", explode)
+    monkeypatch.setattr(sync, "sync_body", explode)
     api.post(f"/api/admin/v1/releases/{release_id}/publish", json={"groups": ["g"]})
     crashed = relay_call(api, token, "GET", "/sync")
     body = assert_problem(crashed, 500, "internal server error")

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bluemule.server.models import Relay
-from bluemule.server.relay_api import sync_body
+from bluemule.server.sync import sync_body
 from bluemule.server.sync_cache import SyncCache
 from tests.server.conftest import Api
 from tests.server.test_relay_api import (

@@ -8,10 +8,7 @@ same post reaching two server processes at once, stores each id once.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -23,25 +20,18 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from bluemule.relay.sealed import seal_mobile_secret, sealing_key
 from bluemule.server.app import DB, ServerState, State
 from bluemule.server.bulk import insert_new
 from bluemule.server.desired import (
     desired_releases,
-    device_manifest,
-    manifest_allows_downgrade,
-    needs_update,
 )
 from bluemule.server.models import (
     Device,
     DeviceUpdate,
     Event,
-    FleetRevision,
     Relay,
     Release,
-    ReleasePart,
     Report,
-    Site,
 )
 from bluemule.server.problems import (
     InvalidContentError,
@@ -49,9 +39,9 @@ from bluemule.server.problems import (
     ProblemError,
     UnauthorizedError,
 )
-from bluemule.server.revisions import sync_etag
 from bluemule.server.rollouts import UpdateState
-from bluemule.server.rollouts_api import reevaluate_for_devices, withheld
+from bluemule.server.rollouts_api import reevaluate_for_devices
+from bluemule.server.sync import SyncOut, relay_token_digest, site_devices, sync_response
 
 DEVICE_ID = r"^[0-9a-fA-F]{24}$"
 HEX64 = r"^[0-9a-fA-F]{64}$"
@@ -64,18 +54,9 @@ CHUNK = 64 * 1024
 # --- authentication -------------------------------------------------------------------
 
 
-def _token_digest(request: Request) -> str:
-    """SHA-256 (hex) of the bearer token, as relays' tokens are stored."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise UnauthorizedError("missing bearer token (Authorization: Bearer <relay token>)")
-    return hashlib.sha256(token.strip().encode()).hexdigest()
-
-
 def require_relay(request: Request, session: DB) -> Relay:
     """Bearer authentication with a relay's token; the relay is scoped to its site."""
-    digest = _token_digest(request)
+    digest = relay_token_digest(request)
     relay = session.scalar(select(Relay).where(Relay.token_sha256 == digest))
     if relay is None or not hmac.compare_digest(relay.token_sha256, digest):
         raise UnauthorizedError("wrong relay token")
@@ -117,40 +98,6 @@ def events_stored(session: Session, event_ids: Sequence[str]) -> None:
 
 
 # --- bodies ---------------------------------------------------------------------------
-
-
-class SyncPart(BaseModel):
-    """One part to send, in order; ``blob`` is fetched from ``/api/relay/v1/blobs/{blob}``."""
-
-    index: int
-    kind: Literal["asset", "application"]
-    name: str
-    blob: str
-    size: int
-    sha256: str
-
-
-class SyncDevice(BaseModel):
-    """What one device should install."""
-
-    device_id: str
-    release_id: int
-    allow_downgrade: bool
-    manifest: str = Field(description="the signed manifest, base64")
-    manifest_sha256: str
-    parts: list[SyncPart]
-    mobile_secret_sealed: str | None = Field(
-        default=None,
-        description="the device's mobile secret sealed for this relay "
-        "(bluemule.relay.sealed.open_mobile_secret); only when the device has one",
-    )
-
-
-class SyncOut(BaseModel):
-    """The desired state of the site's devices that do not run their desired release."""
-
-    site: str
-    devices: list[SyncDevice]
 
 
 class DeviceStateIn(BaseModel):
@@ -249,11 +196,7 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _site_devices(session: Session, relay: Relay) -> list[Device]:
-    return list(session.scalars(select(Device).where(Device.site_id == relay.site_id)))
-
-
-def _lock_site_devices(session: Session, relay: Relay, device_ids: set[str]) -> dict[str, Device]:
+def _locksite_devices(session: Session, relay: Relay, device_ids: set[str]) -> dict[str, Device]:
     """The devices, row-locked in id order; 403 if any is not at the relay's site."""
     ids = sorted(d.lower() for d in device_ids)
     if not ids:
@@ -321,13 +264,6 @@ def _apply_report(session: Session, relay: Relay, device: Device, report: Report
     row.report_id = report.id
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    tags = [t.strip() for t in header.split(",")]
-    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
-
-
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     """``(first, last)`` of a single ``bytes=`` range; None to send everything.
 
@@ -379,65 +315,12 @@ def _read_file(path: Any, first: int, length: int) -> Iterator[bytes]:
 # --- routes ---------------------------------------------------------------------------
 
 
-def _part(p: ReleasePart) -> dict[str, Any]:
-    return {
-        "index": p.index,
-        "kind": "asset" if p.kind == 1 else "application",
-        "name": p.name,
-        "blob": p.blob_sha256,
-        "size": p.size,
-        "sha256": p.blob_sha256,
-    }
-
-
-def _signed_manifest(state: ServerState, device: Device, release: Release) -> tuple[bytes, bool]:
-    """The encoded manifest for ``device`` and ``release``, signed once per process."""
-    downgrade = manifest_allows_downgrade(device, release)
-    key = (device.id, release.id, release.app_sha256, downgrade)
-    encoded = state.sync_cache.manifests.get(key)
-    if encoded is None:
-        encoded = device_manifest(state.signing_key, device, release).manifest.encode()
-        state.sync_cache.manifests.put(key, encoded)
-    return encoded, downgrade
-
-
-def sync_body(session: Session, state: ServerState, relay: Relay) -> bytes:
-    """The canonical JSON of :class:`SyncOut` for the relay's site (sorted keys, compact)."""
-    devices = sorted(_site_devices(session, relay), key=lambda d: d.id)
-    desired = desired_releases(session, devices)
-    gated = withheld(session, desired)  # staged rollouts (bluemule.server.rollouts_api)
-    items: list[dict[str, Any]] = []
-    parts: dict[int, list[dict[str, Any]]] = {}
-    relay_key = sealing_key(bytes.fromhex(relay.token_sha256))
-    for device in devices:
-        release = desired[device.id]
-        if release is None or not needs_update(device, release) or device.id in gated:
-            continue
-        encoded, downgrade = _signed_manifest(state, device, release)
-        if release.id not in parts:
-            parts[release.id] = [_part(p) for p in release.parts]
-        item: dict[str, Any] = {
-            "device_id": device.id,
-            "release_id": release.id,
-            "allow_downgrade": downgrade,
-            "manifest": base64.b64encode(encoded).decode(),
-            "manifest_sha256": hashlib.sha256(encoded).hexdigest(),
-            "parts": parts[release.id],
-        }
-        if device.mobile_secret is not None and device.site_id == relay.site_id:
-            secret = state.secrets.open(device.mobile_secret, device.id).encode()
-            item["mobile_secret_sealed"] = seal_mobile_secret(relay_key, device.id, secret)
-        items.append(item)
-    out = {"site": relay.site.name, "devices": items}
-    return json.dumps(out, sort_keys=True, separators=(",", ":")).encode()
-
-
 def blob_response(
     sha256: str, request: Request, relay: Relay, session: Session, state: ServerState
 ) -> StreamingResponse:
     """Stream a blob the relay's site needs, whole or one range of it."""
     sha256 = sha256.lower()
-    devices = _site_devices(session, relay)
+    devices = site_devices(session, relay)
     wanted = {
         part.blob_sha256
         for release in desired_releases(session, devices).values()
@@ -469,40 +352,6 @@ def blob_response(
         media_type="application/octet-stream",
         headers=headers,
     )
-
-
-def sync_response(request: Request, state: ServerState) -> Response:
-    """``GET /sync``: 304 when ``If-None-Match`` carries the current revision ETag, else the
-    answer, from the per-process cache when it was built under the same ETag.
-
-    The ETag comes from the site's and the fleet's revisions (:mod:`.revisions`), read
-    before anything else in one autocommit statement that also authenticates the relay.
-    """
-    digest = _token_digest(request)
-    with state.autocommit.connect() as connection:  # one round trip, no BEGIN/ROLLBACK
-        found = connection.execute(
-            select(Relay.id, Relay.site_id, Site.revision, FleetRevision.revision)
-            .join(Site, Site.id == Relay.site_id)
-            .join(FleetRevision, FleetRevision.id == 1)
-            .where(Relay.token_sha256 == digest)
-        ).first()
-    if found is None:
-        raise UnauthorizedError("wrong relay token")
-    relay_id, site_id, site_revision, fleet_revision = found
-    etag = sync_etag(relay_id, site_id, site_revision, fleet_revision, state.signing_key_id)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if _etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    body = state.sync_cache.answer(relay_id, etag)
-    if body is None:
-        with state.sessions() as session:
-            if state.engine.dialect.name == "postgresql":  # one snapshot for the whole answer
-                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            relay = session.get(Relay, relay_id)
-            assert relay is not None
-            body = sync_body(session, state, relay)
-        state.sync_cache.store_answer(relay_id, etag, body)
-    return Response(body, media_type="application/json", headers=headers)
 
 
 def relay_router() -> APIRouter:
@@ -541,7 +390,7 @@ def relay_router() -> APIRouter:
     def reports(body: ReportsIn, relay: RelayAuth, session: DB) -> Accepted:
         """Sightings and update reports; a repeated id is counted as a duplicate."""
         items = _dedupe(body.reports)
-        devices = _lock_site_devices(session, relay, {r.device_id for r in items})
+        devices = _locksite_devices(session, relay, {r.device_id for r in items})
         release_ids = {r.update.release_id for r in items if r.update is not None}
         known = set(session.scalars(select(Release.id).where(Release.id.in_(release_ids))))
         if missing := sorted(release_ids - known):
