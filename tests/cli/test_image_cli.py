@@ -35,6 +35,7 @@ COVERED = {
     "server": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin relay add": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin relay list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin relay revoke": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin device add": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin device list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin device show": "tests/server/test_server_cli.py::test_server_and_admin_commands",

@@ -51,6 +51,8 @@ class Relay(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Set by ``bluemule admin relay revoke``: the token stops working (migration 0007)."""
     site: Mapped[Site] = relationship()
 
 

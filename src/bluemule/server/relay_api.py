@@ -60,6 +60,8 @@ def require_relay(request: Request, session: DB) -> Relay:
     relay = session.scalar(select(Relay).where(Relay.token_sha256 == digest))
     if relay is None or not hmac.compare_digest(relay.token_sha256, digest):
         raise UnauthorizedError("wrong relay token")
+    if relay.revoked_at is not None:
+        raise UnauthorizedError("wrong relay token")  # revoked: no different from unknown
     return relay
 
 

@@ -153,7 +153,7 @@ def sync_response(request: Request, state: ServerState) -> Response:
             select(Relay.id, Relay.site_id, Site.revision, FleetRevision.revision)
             .join(Site, Site.id == Relay.site_id)
             .join(FleetRevision, FleetRevision.id == 1)
-            .where(Relay.token_sha256 == digest)
+            .where(Relay.token_sha256 == digest, Relay.revoked_at.is_(None))
         ).first()
     if found is None:
         raise UnauthorizedError("wrong relay token")
