@@ -39,6 +39,7 @@ COVERED = {
     "server": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin relay add": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin relay list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin relay revoke": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin device add": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin device list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin device show": "tests/server/test_server_cli.py::test_server_and_admin_commands",
@@ -60,6 +61,7 @@ COVERED = {
     "relay run": "tests/e2e/test_relay_restart.py::test_relay_killed_mid_transfer_resumes",
     "demo": "tests/demo/test_demo.py::test_demo_json_is_the_whole_story_and_leaves_nothing",
     "relay status": "test_relay_cli.py::test_status_shows_what_the_relay_owes_refused_and_updates",
+    "admin rollout abort": "tests/server/test_rollouts_api.py::test_rollout_cli",
 }
 
 

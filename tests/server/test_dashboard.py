@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -202,7 +203,7 @@ def test_expired_sessions_and_rotated_tokens_end_sessions(api: Api) -> None:
     cookie = dashboard.new_session(state, now=1000.0)
     assert dashboard.session_nonce(state, cookie, now=1001.0) is not None
     assert dashboard.session_nonce(state, cookie, now=1000.0 + 13 * 3600) is None
-    other = type(state)(**{**state.__dict__, "admin_token_sha256": b"\0" * 32})
+    other = dataclasses.replace(state, admin_token_sha256=b"\0" * 32)
     assert dashboard.session_nonce(other, cookie, now=1001.0) is None
 
 
@@ -245,6 +246,59 @@ def test_pause_and_resume_need_the_form_token(api: Api) -> None:
 
     logout = api.post("/dashboard/logout", auth=False, headers=cookie, data={"csrf": csrf})
     assert logout.status_code == 303 and 'bluemule_dashboard=""' in logout.headers["set-cookie"]
+
+
+def test_next_stage_retry_and_abort_buttons(api: Api) -> None:
+    rollout_id = seed(api)["rollout_id"]
+    cookie = login(api)
+    url = f"/dashboard/rollouts/{rollout_id}"
+    detail = page(api, url, cookie)
+    csrf = csrf_of(detail)
+    assert "id=rollout-next" in detail and "id=rollout-abort" in detail
+    doc = api.get(f"/api/admin/v1/rollouts/{rollout_id}").json()
+    assert doc["stage"] == 0
+    # next stage: the form token is required, then the stage opens
+    assert api.post(f"{url}/next", auth=False, headers=cookie).status_code == 403
+    opened = api.post(f"{url}/next", auth=False, headers=cookie, data={"csrf": csrf})
+    assert opened.status_code == 303 and opened.headers["location"] == url
+    assert api.get(f"/api/admin/v1/rollouts/{rollout_id}").json()["stage"] == 1
+    assert "id=rollout-next" not in page(api, url, cookie)  # no stage after the last
+    # a failed device gets a Retry button; it needs the form token too
+    relay = add_relay(api, "phone-3", "north")
+    failing = doc["devices"][0]["device_id"]
+    report = {
+        "id": "fail-1",
+        "device_id": failing,
+        "kind": "update",
+        "at": datetime.now(UTC).isoformat(),
+        "update": {"release_id": doc["release_id"], "state": "failed", "reason": "flash"},
+    }
+    sent = api.post(
+        "/api/relay/v1/reports",
+        auth=False,
+        headers={"Authorization": f"Bearer {relay}"},
+        json={"reports": [report]},
+    )
+    assert sent.status_code == 200, sent.text
+    detail = page(api, url, cookie)
+    assert f"id=retry-{failing}" in detail
+    retry = f"{url}/devices/{failing}/retry"
+    assert api.post(retry, auth=False, headers=cookie, data={"csrf": "0" * 64}).status_code == 403
+    done = api.post(retry, auth=False, headers=cookie, data={"csrf": csrf})
+    assert done.status_code == 303
+    states = {
+        d["device_id"]: d["state"]
+        for d in api.get(f"/api/admin/v1/rollouts/{rollout_id}").json()["devices"]
+    }
+    assert states[failing] == "pending"
+    again = api.post(retry, auth=False, headers=cookie, data={"csrf": csrf})
+    assert again.status_code == 409 and "has not failed" in again.text
+    # abort: the buttons go away
+    aborted = api.post(f"{url}/abort", auth=False, headers=cookie, data={"csrf": csrf})
+    assert aborted.status_code == 303
+    detail = page(api, url, cookie)
+    assert "status-aborted" in detail and "id=rollout-abort" not in detail
+    assert "id=rollout-pause" not in detail and "id=rollout-next" not in detail
 
 
 def test_empty_dashboard(api: Api) -> None:

@@ -178,6 +178,31 @@ def test_pause_next_and_new_devices_wait(api: Api) -> None:
     assert command(api, rollout_id, "next")["stage"] == 2  # no stage after the last
 
 
+def test_abort_stops_for_good_and_frees_the_release(api: Api) -> None:
+    token = add_relay(api, "gw", "north")
+    for device_id in (*PILOTS, *OTHERS):
+        add_device(api, device_id, groups=["pilot"] if device_id in PILOTS else [])
+    rid = upload(api, "v3", 3)
+    publish(api, rid, product_default=True)
+    stages = [{"groups": ["pilot"]}, {"percent": 100}]
+    rollout_id = api.post(URL, json={"release_id": rid, "stages": stages}).json()["id"]
+    assert set(offered(api, token)) == set(PILOTS)
+    send(api, token, PILOTS[0], rid, "cached_on_relay")  # one update under way
+    aborted = command(api, rollout_id, "abort")
+    assert (aborted["status"], aborted["reason"]) == ("aborted", "aborted by an operator")
+    assert offered(api, token) == {}  # nobody, the update under way included
+    for action in ("resume", "next", "pause"):  # no control revives it
+        assert command(api, rollout_id, action)["status"] == "aborted"
+    assert command(api, rollout_id, "abort")["status"] == "aborted"  # idempotent
+    failed = api.post(f"{URL}/{rollout_id}/devices/{PILOTS[1]}/retry")
+    assert_problem(failed, 409, "aborted")
+    # the release is free for a new rollout, which gates as usual
+    again = api.post(URL, json={"release_id": rid, "stages": [{"percent": 100}]})
+    assert again.status_code == 201, again.text
+    assert set(offered(api, token)) == {*PILOTS, *OTHERS}
+    assert_problem(api.post(f"{URL}/999/abort"), 404, "no rollout 999")
+
+
 def test_rollout_cli(settings: Settings, running: tuple[str, subprocess.Popen[str]]) -> None:
     url, _proc = running
     token = settings.admin_token_path.read_text().strip()
@@ -215,3 +240,7 @@ def test_rollout_cli(settings: Settings, running: tuple[str, subprocess.Popen[st
     assert {d["device_id"] for d in as_json["devices"]} == {PILOTS[0], OTHERS[0]}
     retry = admin(url, token, "rollout", "retry", rollout_id, PILOTS[0])
     assert retry.returncode == 2 and "has not failed" in retry.stderr
+    aborted = admin(url, token, "rollout", "abort", rollout_id, "--json")
+    assert aborted.returncode == 0 and json.loads(aborted.stdout)["status"] == "aborted"
+    shown = admin(url, token, "rollout", "abort", rollout_id)
+    assert shown.returncode == 0 and "aborted (aborted by an operator)" in shown.stdout

@@ -147,6 +147,16 @@ def test_server_and_admin_commands(
     one_line_error(admin(f"http://127.0.0.1:{free_port()}", token, "relay", "list"), "cannot reach")
     assert len(json.loads(admin(url, token, "release", "list", "--json").stdout)) == 2
 
+    # a lost phone: revoked, its token stops working
+    revoked = admin(url, token, "relay", "revoke", "gateway-1")
+    assert revoked.returncode == 0 and "relay gateway-1 revoked at" in revoked.stdout
+    assert "REVOKED" in admin(url, token, "relay", "list").stdout
+    shown = json.loads(admin(url, token, "relay", "revoke", "gateway-1", "--json").stdout)
+    assert shown["name"] == "gateway-1" and shown["revoked_at"]
+    sync = httpx.get(f"{url}/api/relay/v1/sync", headers={"Authorization": f"Bearer {relay_token}"})
+    assert sync.status_code == 401
+    one_line_error(admin(url, token, "relay", "revoke", "nobody"), "no relay")
+
 
 def test_server_refuses_an_unusable_database(tmp_path: Path) -> None:
     result = subprocess.run(

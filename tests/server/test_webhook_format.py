@@ -22,8 +22,9 @@ EVENT = RelayedEvent(
     device_id="e00fce68a1b2c3d4e5f60718",
     name="temperature/outside",
     data='{"celsius": 21.5, "probe": {"id": "p<1>"}, "list": [{"v": 7}]}',
-    received_by_relay_at=datetime(2026, 11, 24, 6, 0, 0, 250_000, tzinfo=UTC),
+    received_at=datetime(2026, 11, 24, 6, 30, 1, tzinfo=UTC),
     captured_at=datetime(2026, 11, 24, 5, 59, 58, 5_000, tzinfo=UTC),
+    relayed_at=datetime(2026, 11, 24, 6, 0, 0, 250_000, tzinfo=UTC),
     product_id=12345,
     product_version=7,
     relay="site-a-phone",
@@ -50,15 +51,44 @@ def test_default_form_post() -> None:
     assert fields["coreid"] == EVENT.device_id
     assert fields["published_at"] == "2026-11-24T05:59:58.005Z"  # the device's capture time
     assert fields["bluemule_relayed_at"] == "2026-11-24T06:00:00.250Z"
+    assert fields["bluemule_received_at"] == "2026-11-24T06:30:01.000Z"
     assert (fields["bluemule_relay"], fields["bluemule_sequence"]) == ("site-a-phone", "42")
+    assert fields["bluemule_captured"] == "true"
 
 
-def test_published_at_falls_back_to_when_the_relay_received_it() -> None:
-    event = RelayedEvent("id", "d" * 24, "x", None, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    body = render_request(WebhookSpec(event="x", url="http://h/"), event).body.decode()
-    fields = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
-    assert fields["published_at"] == "2026-01-02T03:04:05.000Z"
-    assert fields["data"] == ""
+def test_published_at_falls_back_to_relay_then_server_time() -> None:
+    received = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    relayed = datetime(2026, 1, 2, 1, 0, 0, 7_000, tzinfo=UTC)
+    spec = WebhookSpec(event="x", url="http://h/")
+
+    def fields(event: RelayedEvent) -> dict[str, str]:
+        body = render_request(spec, event).body.decode()
+        return dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+
+    server_only = fields(RelayedEvent("id", "d" * 24, "x", None, received))
+    assert server_only["published_at"] == "2026-01-02T03:04:05.000Z"
+    assert server_only["data"] == "" and server_only["bluemule_relayed_at"] == ""
+    assert server_only["bluemule_captured"] == "false"
+    by_relay = fields(RelayedEvent("id", "d" * 24, "x", None, received, relayed_at=relayed))
+    assert by_relay["published_at"] == "2026-01-02T01:00:00.007Z" == by_relay["bluemule_relayed_at"]
+    assert by_relay["bluemule_received_at"] == "2026-01-02T03:04:05.000Z"
+    assert by_relay["bluemule_captured"] == "false"
+    # a relay clock ahead of the server's: its relayed_at is shown but not used
+    ahead = received + timedelta(minutes=6)
+    skewed = fields(RelayedEvent("id", "d" * 24, "x", None, received, relayed_at=ahead))
+    assert skewed["published_at"] == "2026-01-02T03:04:05.000Z"
+    assert skewed["bluemule_relayed_at"] == "2026-01-02T03:10:05.000Z"
+    within = fields(
+        RelayedEvent(
+            "id", "d" * 24, "x", None, received, relayed_at=received + timedelta(minutes=4)
+        )
+    )
+    assert within["published_at"] == "2026-01-02T03:08:05.000Z"
+    spec = WebhookSpec(
+        event="x", url="http://h/", format="body", template="{{BLUEMULE_RELAYED_AT}}"
+    )
+    event = RelayedEvent("id", "d" * 24, "x", None, received, relayed_at=relayed)
+    assert render_request(spec, event).body == b"2026-01-02T01:00:00.007Z"
 
 
 def test_json_template_with_particle_variables_and_data_keys() -> None:

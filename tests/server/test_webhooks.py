@@ -174,8 +174,12 @@ def test_default_form_body_is_particles(
     assert set(form) - {"event", "data", "coreid", "published_at"} == {
         "bluemule_relay",
         "bluemule_relayed_at",
+        "bluemule_received_at",
+        "bluemule_captured",
     }
-    assert form["bluemule_relay"] == "r1"
+    assert form["bluemule_relay"] == "r1" and form["bluemule_captured"] == "true"
+    assert form["bluemule_relayed_at"] == ""  # the relay did not say
+    assert form["bluemule_received_at"] == "2026-03-01T11:55:00.000Z"
     [entry] = deliveries(api)
     assert entry["outcome"] == "delivered" and entry["status_code"] == 200
     assert entry["attempt"] == 1 and entry["state"] == "delivered"
@@ -343,14 +347,19 @@ def test_two_workers_deliver_each_row_exactly_once(api: Api, receiver: Receiver)
         DeliveryWorker(make_sessionmaker(e), worker_id=f"w{i}", batch_size=3)
         for i, e in enumerate(engines)
     ]
-    barrier = threading.Barrier(len(workers))
+    claimed = threading.Barrier(len(workers))
     attempted = [0] * len(workers)
     errors: list[BaseException] = []
 
     def run(index: int) -> None:
+        # Both workers hold a claimed batch before either delivers, so both take part
+        # however the threads are scheduled (a loaded machine once let one do it all).
+        worker = workers[index]
         try:
-            barrier.wait()
-            while (done := workers[index].run_once(T0)) > 0:
+            first = worker.claim(T0)
+            claimed.wait(timeout=30)
+            attempted[index] += sum(worker.deliver(i, T0) is not None for i in first)
+            while (done := worker.run_once(T0)) > 0:
                 attempted[index] += done
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -493,3 +502,40 @@ def test_a_stopping_worker_releases_what_it_has_not_attempted(api: Api, receiver
     assert sorted(states(api).values()) == ["delivered", "pending", "pending"]
     with api.state.sessions() as session:
         assert session.scalar(select(func.count()).where(OutboxItem.locked_by.is_not(None))) == 0
+
+
+def test_published_at_of_events_posted_by_a_relay(
+    api: Api, receiver: Receiver, worker: DeliveryWorker
+) -> None:
+    """captured_at if the device knew it, else the relay's relayed_at, else server receipt."""
+    add_hook(api, event="t", url=receiver.url + "/hook", format="json")
+    token = api.post("/api/admin/v1/relays", json={"name": "phone", "site": "s"}).json()["token"]
+    added = api.post("/api/admin/v1/devices", json={"id": DEVICE, "platform": "boron", "site": "s"})
+    assert added.status_code == 201, added.text
+    events = [
+        {"id": "a", "device_id": DEVICE, "name": "t1", "captured_at": "2026-03-01T10:00:00Z",
+         "relayed_at": "2026-03-01T10:30:00Z"},
+        {"id": "b", "device_id": DEVICE, "name": "t2", "relayed_at": "2026-03-01T10:31:00.5Z"},
+        {"id": "c", "device_id": DEVICE, "name": "t3"},
+    ]  # fmt: skip
+    before = datetime.now(UTC)
+    posted = api.post(
+        "/api/relay/v1/events",
+        auth=False,
+        headers={"Authorization": f"Bearer {token}"},
+        json={"events": events},
+    )
+    assert posted.json() == {"accepted": 3, "duplicates": 0}
+    assert worker.run_once(datetime.now(UTC) + timedelta(seconds=1)) == 3
+    got = {b["event"]: b for b in (json.loads(h.body) for h in receiver.hits)}
+    assert got["t1"]["published_at"] == "2026-03-01T10:00:00.000Z"
+    assert got["t1"]["bluemule_relayed_at"] == "2026-03-01T10:30:00.000Z"
+    assert got["t1"]["bluemule_captured"] == "true"
+    assert got["t2"]["published_at"] == "2026-03-01T10:31:00.500Z"
+    assert got["t2"]["bluemule_captured"] == "false"
+    for body in got.values():
+        assert body["bluemule_relay"] == "phone"
+        received = datetime.fromisoformat(body["bluemule_received_at"])
+        assert before - timedelta(seconds=1) <= received <= datetime.now(UTC)
+    assert got["t3"]["published_at"] == got["t3"]["bluemule_received_at"]
+    assert got["t3"]["bluemule_relayed_at"] == ""

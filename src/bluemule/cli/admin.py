@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
@@ -118,7 +119,21 @@ def relay_list(ctx: click.Context, as_json: bool) -> None:
         emit_json(relays)
         return
     for r in relays:
-        click.echo(f"{r['name']:<24} site={r['site']:<16} created={r['created_at']}")
+        revoked = f" REVOKED {r['revoked_at']}" if r.get("revoked_at") else ""
+        click.echo(f"{r['name']:<24} site={r['site']:<16} created={r['created_at']}{revoked}")
+
+
+@relay.command("revoke")
+@click.argument("name")
+@json_option
+@click.pass_context
+def relay_revoke(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Revoke relay NAME (a lost phone): its token stops working at once."""
+    revoked = remote(ctx).call("POST", f"/relays/{quote(name, safe='')}/revoke")
+    if as_json:
+        emit_json(revoked)
+    else:
+        click.echo(f"relay {revoked['name']} revoked at {revoked['revoked_at']}")
 
 
 @admin.group()

@@ -107,6 +107,11 @@ def _command(action: str, help_text: str) -> None:
 _command("pause", "Offer the release to no new device (updates under way may finish).")
 _command("resume", "Continue (pauses again at once if errors are still above the threshold).")
 _command("next", "Open the next stage now, whatever the thresholds say.")
+_command(
+    "abort",
+    "Stop for good: devices not yet updated are no longer offered the release "
+    "(a new rollout of it may then be started).",
+)
 
 
 @rollout.command("retry")
@@ -115,6 +120,6 @@ _command("next", "Open the next stage now, whatever the thresholds say.")
 @json_option
 @click.pass_context
 def rollout_retry(ctx: click.Context, rollout_id: int, device_id: str, as_json: bool) -> None:
-    """Put a failed DEVICE back to pending."""
+    """Clear a failed DEVICE's failure: it is offered the release again."""
     path = f"/rollouts/{rollout_id}/devices/{device_id}/retry"
     _done(remote(ctx).call("POST", path), as_json)

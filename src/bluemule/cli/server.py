@@ -31,12 +31,36 @@ from bluemule.cli.common import fail
     show_default=True,
     help="Deliver webhooks from this process (any number of servers may share the work).",
 )
-def server(data_dir: Path, database_url: str | None, host: str, port: int, webhooks: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (each also delivers webhooks); the database "
+    "keeps them consistent.",
+)
+@click.option(
+    "--retention-days",
+    type=click.IntRange(0, 36_500),
+    default=30,
+    show_default=True,
+    help="Prune delivered webhooks, delivery logs, events and reports older than this "
+    "(hourly; undelivered webhooks are kept). 0 keeps everything.",
+)
+def server(
+    data_dir: Path,
+    database_url: str | None,
+    host: str,
+    port: int,
+    webhooks: bool,
+    workers: int,
+    retention_days: int,
+) -> None:
     """Run the fleet server (creates the data directory, keys and admin token on first start)."""
     import uvicorn  # noqa: PLC0415
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
 
-    from bluemule.server.app import create_app  # noqa: PLC0415
+    from bluemule.server.app import SETTINGS_ENV, create_app, settings_to_env  # noqa: PLC0415
     from bluemule.server.config import Settings  # noqa: PLC0415
     from bluemule.server.files import DataDirError, bootstrap  # noqa: PLC0415
 
@@ -44,6 +68,7 @@ def server(data_dir: Path, database_url: str | None, host: str, port: int, webho
         data_dir=data_dir.expanduser().resolve(),
         database_url=database_url,
         webhook_worker=webhooks,
+        retention_days=retention_days,
     )
     try:
         setup = bootstrap(settings)
@@ -63,4 +88,17 @@ def server(data_dir: Path, database_url: str | None, host: str, port: int, webho
     if port:
         click.echo(f"serving on http://{host}:{port} (OpenAPI: /openapi.json, docs: /docs)")
         click.echo(f"dashboard: http://{host}:{port}/dashboard/ (log in with the admin token)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+        return
+    app.state.bluemule.engine.dispose()  # each worker process opens its own
+    os.environ[SETTINGS_ENV] = settings_to_env(settings)
+    click.echo(f"{workers} worker processes")
+    uvicorn.run(
+        "bluemule.server.app:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+    )

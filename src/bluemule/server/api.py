@@ -43,6 +43,7 @@ class RelayOut(BaseModel):
     name: str
     site: str
     created_at: datetime
+    revoked_at: datetime | None = None
 
 
 class RelayCreated(RelayOut):
@@ -133,7 +134,11 @@ def _site(session: Session, name: str) -> Site:
 
 def _relay_out(relay: Relay) -> RelayOut:
     return RelayOut(
-        id=relay.id, name=relay.name, site=relay.site.name, created_at=_utc(relay.created_at)
+        id=relay.id,
+        name=relay.name,
+        site=relay.site.name,
+        created_at=_utc(relay.created_at),
+        revoked_at=relay.revoked_at and _utc(relay.revoked_at),
     )
 
 
@@ -229,6 +234,18 @@ def admin_router() -> APIRouter:
     def list_relays(session: DB) -> list[RelayOut]:
         """Every relay."""
         return [_relay_out(r) for r in session.scalars(select(Relay).order_by(Relay.name))]
+
+    @router.post("/relays/{name}/revoke", tags=["relays"])
+    def revoke_relay(name: str, session: DB) -> RelayOut:
+        """Revoke a relay (a lost phone): its token stops working at once, in every server
+        process. Idempotent; what it carried stays. A replacement needs a new name."""
+        relay = session.scalar(select(Relay).where(Relay.name == name))
+        if relay is None:
+            raise NotFoundError(f"no relay {name!r}")
+        if relay.revoked_at is None:
+            relay.revoked_at = datetime.now(UTC)
+            session.commit()
+        return _relay_out(relay)
 
     @router.post("/devices", status_code=201, tags=["devices"])
     def add_device(body: DeviceIn, session: DB, state: State) -> DeviceOut:

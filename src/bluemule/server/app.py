@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
+import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -20,6 +23,8 @@ from bluemule.server.config import Settings
 from bluemule.server.db import make_engine, make_sessionmaker
 from bluemule.server.files import BlobStore, SecretBox, read_admin_token, read_signing_key
 from bluemule.server.problems import UnauthorizedError, install_handlers
+from bluemule.server.revisions import track_revisions
+from bluemule.server.sync_cache import SyncCache
 
 
 @dataclass
@@ -33,10 +38,21 @@ class ServerState:
     signing_key: SigningKey
     secrets: SecretBox
     blobs: BlobStore
+    sync_cache: SyncCache = field(default_factory=SyncCache)
+    autocommit: Engine = field(init=False)
+    """The engine in autocommit mode, for single-statement reads (same pool)."""
+
+    def __post_init__(self) -> None:
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @property
+    def signing_key_id(self) -> str:
+        """Hex id of the release-signing key (part of the sync ETag)."""
+        return self.signing_key.key_id.hex()
 
 
-def server_state(request: Request) -> ServerState:
-    """The state of the app serving ``request``."""
+async def server_state(request: Request) -> ServerState:
+    """The state of the app serving ``request`` (async: no thread hop for a dict lookup)."""
     state = request.app.state.bluemule
     assert isinstance(state, ServerState)
     return state
@@ -54,7 +70,7 @@ def db_session(state: State) -> Iterator[Session]:
 DB = Annotated[Session, Depends(db_session)]
 
 
-def require_admin(request: Request, state: State) -> None:
+async def require_admin(request: Request, state: State) -> None:
     """Bearer authentication with the admin token."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -65,21 +81,56 @@ def require_admin(request: Request, state: State) -> None:
         raise UnauthorizedError("wrong admin token")
 
 
+SETTINGS_ENV = "BLUEMULE_SERVER_SETTINGS"
+"""How ``bluemule server --workers N`` hands the settings to its worker processes (JSON)."""
+
+
+def settings_to_env(settings: Settings) -> str:
+    """The JSON :func:`app_from_environment` reads back."""
+    return json.dumps(
+        {
+            "data_dir": str(settings.data_dir),
+            "database_url": settings.database_url,
+            "webhook_worker": settings.webhook_worker,
+            "retention_days": settings.retention_days,
+        }
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker process: settings from ``$BLUEMULE_SERVER_SETTINGS``.
+
+    The parent (``bluemule server``) has bootstrapped the data directory already.
+    """
+    fields = json.loads(os.environ[SETTINGS_ENV])
+    return create_app(
+        Settings(
+            data_dir=Path(fields["data_dir"]),
+            database_url=fields["database_url"],
+            webhook_worker=bool(fields["webhook_worker"]),
+            retention_days=int(fields["retention_days"]),
+        )
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the server for a data directory that :func:`bootstrap` has set up."""
     from bluemule.server.api import admin_router  # noqa: PLC0415
     from bluemule.server.dashboard import install_dashboard  # noqa: PLC0415
     from bluemule.server.outbox import DeliveryWorker  # noqa: PLC0415
     from bluemule.server.relay_api import relay_router  # noqa: PLC0415
+    from bluemule.server.retention import prune_forever  # noqa: PLC0415
     from bluemule.server.rollouts_api import rollouts_router  # noqa: PLC0415
     from bluemule.server.targeting_api import targeting_router  # noqa: PLC0415
     from bluemule.server.webhooks import webhooks_router  # noqa: PLC0415
 
     engine = make_engine(settings.db_url)
+    sessions = make_sessionmaker(engine)
+    track_revisions(sessions)
     state = ServerState(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         admin_token_sha256=hashlib.sha256(read_admin_token(settings).encode()).digest(),
         signing_key=read_signing_key(settings),
         secrets=SecretBox.load(settings),
@@ -88,20 +139,24 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        """The webhook delivery worker runs while the server does."""
-        if not settings.webhook_worker:
-            yield
-            return
-        worker = DeliveryWorker(state.sessions)
-        task = asyncio.create_task(worker.run_forever(settings.webhook_poll_seconds))
+        """The webhook delivery worker and the retention pass run while the server does."""
+        tasks: list[asyncio.Task[None]] = []
+        if settings.retention_days > 0:
+            tasks.append(asyncio.create_task(prune_forever(engine, settings.retention_days)))
+        worker = DeliveryWorker(state.sessions) if settings.webhook_worker else None
+        if worker is not None:
+            tasks.append(asyncio.create_task(worker.run_forever(settings.webhook_poll_seconds)))
         try:
             yield
         finally:
-            worker.stopping.set()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            worker.close()
+            if worker is not None:
+                worker.stopping.set()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if worker is not None:
+                worker.close()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -17,6 +17,8 @@ class Settings:
     webhook_worker: bool = True
     """Run the webhook delivery worker during the app's lifespan (``--no-webhooks``: off)."""
     webhook_poll_seconds: float = 1.0
+    retention_days: int = 30
+    """Prune delivered webhooks, delivery logs, events and reports older than this (0: never)."""
 
     @property
     def db_url(self) -> str:

@@ -45,6 +45,7 @@ from bluemule.server.models import (
     Site,
     Webhook,
 )
+from bluemule.server.problems import ProblemError
 from bluemule.server.rollouts import Status, UpdateState
 
 COOKIE = "bluemule_dashboard"
@@ -561,6 +562,14 @@ def rollout_body(session: Session, rollout_id: int, csrf_field: str) -> str | No
         )
         for s in r.stages
     ]
+    live = r.status in (Status.RUNNING, Status.PAUSED)
+
+    def button(path: str, label: str, element_id: str) -> str:
+        return (
+            f"<form method=post action=/dashboard/rollouts/{r.id}/{path}>{csrf_field}"
+            f"<button type=submit id={element_id}>{esc(label)}</button></form>"
+        )
+
     device_rows = [
         (
             device_link(d.device_id),
@@ -568,16 +577,20 @@ def rollout_body(session: Session, rollout_id: int, csrf_field: str) -> str | No
             esc(d.state),
             esc("" if d.progress is None else f"{d.progress:.0%}"),
             esc(d.reason),
+            button(f"devices/{d.device_id}/retry", "Retry", f"retry-{d.device_id}")
+            if live and d.state == UpdateState.FAILED
+            else "",
         )
         for d in r.devices[:LIMIT]
     ]
     buttons = ""
     for status, verb in ((Status.RUNNING, "pause"), (Status.PAUSED, "resume")):
         if r.status == status:
-            buttons = (
-                f"<form method=post action=/dashboard/rollouts/{r.id}/{verb}>{csrf_field}"
-                f"<button type=submit id=rollout-{verb}>{verb.capitalize()}</button></form>"
-            )
+            buttons = button(verb, verb.capitalize(), f"rollout-{verb}")
+    if live and r.stage + 1 < len(r.stages):
+        buttons += button("next", "Next stage", "rollout-next")
+    if live:
+        buttons += button("abort", "Abort", "rollout-abort")
     reason = f"<p>Reason: {esc(r.reason)}</p>" if r.reason else ""
     return (
         f"<h1>Rollout #{r.id} of release {esc(r.release_id)}</h1>"
@@ -587,7 +600,7 @@ def rollout_body(session: Session, rollout_id: int, csrf_field: str) -> str | No
         f" · error threshold {r.error_threshold:.0%}</p>{reason}{buttons}<h2>Stages</h2>"
         + table(["stage", "selects", "total", *vocabulary], stage_rows)
         + "<h2>Devices</h2>"
-        + table(["device", "stage", "state", "progress", "reason"], device_rows, "no devices")
+        + table(["device", "stage", "state", "progress", "reason", ""], device_rows, "no devices")
     )
 
 
@@ -599,6 +612,16 @@ def pause_rollout(session: Session, rollout_id: int) -> None:
 def resume_rollout(session: Session, rollout_id: int) -> None:
     """What ``POST /api/admin/v1/rollouts/{id}/resume`` does."""
     rollouts_api.change_state(session, rollout_id, lambda _plan, state: rollouts.resume(state))
+
+
+def next_rollout_stage(session: Session, rollout_id: int) -> None:
+    """What ``POST /api/admin/v1/rollouts/{id}/next`` does."""
+    rollouts_api.change_state(session, rollout_id, rollouts.next_stage)
+
+
+def abort_rollout(session: Session, rollout_id: int) -> None:
+    """What ``POST /api/admin/v1/rollouts/{id}/abort`` does."""
+    rollouts_api.change_state(session, rollout_id, lambda _plan, state: rollouts.abort(state))
 
 
 # --- the router -----------------------------------------------------------------------
@@ -725,6 +748,27 @@ def dashboard_router() -> APIRouter:
 
     action("pause", pause_rollout)
     action("resume", resume_rollout)
+    action("next", next_rollout_stage)
+    action("abort", abort_rollout)
+
+    @router.post("/rollouts/{rollout_id}/devices/{device_id}/retry", name="dashboard_retry")
+    def retry(
+        rollout_id: int,
+        device_id: str,
+        *,
+        state: State,
+        nonce: SessionNonce,
+        session: DB,
+        fields: Fields,
+    ) -> Response:
+        check_csrf(state, nonce, fields.get("csrf", ""))
+        try:
+            rollouts_api.retry(session, rollout_id, device_id)
+        except ProblemError as exc:
+            session.rollback()
+            return html(page("Cannot retry", f"<h1>{esc(exc.detail)}</h1>"), exc.status)
+        return RedirectResponse(f"/dashboard/rollouts/{rollout_id}", status_code=303)
+
     return router
 
 

@@ -100,14 +100,19 @@ class DeviceManifest:
     allow_downgrade: bool
 
 
+def manifest_allows_downgrade(device: Device, release: Release) -> bool:
+    """The device last reported a newer release counter than ``release``'s."""
+    counter = reported_release_counter(device)
+    return counter is not None and release.id < counter
+
+
 def device_manifest(key: SigningKey, device: Device, release: Release) -> DeviceManifest:
     """Sign the manifest installing ``release`` on ``device`` from the stored parts.
 
     Ed25519 is deterministic, so the same device, release and reported counter always
     give the same bytes.
     """
-    counter = reported_release_counter(device)
-    downgrade = counter is not None and release.id < counter
+    downgrade = manifest_allows_downgrade(device, release)
     parts = tuple(
         ManifestPart(
             kind=PartKind(p.kind),

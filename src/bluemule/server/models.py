@@ -30,6 +30,16 @@ class Site(Base):
     __tablename__ = "sites"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Bumped with every change that can alter the site's sync answer (migration 0005)."""
+
+
+class FleetRevision(Base):
+    """One row: bumped with every fleet-wide change that can alter sync answers (0005)."""
+
+    __tablename__ = "fleet_revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Relay(Base):
@@ -41,6 +51,8 @@ class Relay(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Set by ``bluemule admin relay revoke``: the token stops working (migration 0007)."""
     site: Mapped[Site] = relationship()
 
 
@@ -125,8 +137,12 @@ class Event(Base):
     name: Mapped[str] = mapped_column(String(64))
     data: Mapped[str | None] = mapped_column(Text, nullable=True)
     captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the device published it, if its clock was valid then."""
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When the server received it."""
     relay_id: Mapped[int] = mapped_column(ForeignKey("relays.id"))
+    relayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the relay read it off the device (migration 0006)."""
 
 
 class Report(Base):

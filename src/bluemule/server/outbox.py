@@ -57,8 +57,9 @@ def relayed_event(event: Event, relay_name: str, product_id: int | None) -> Rela
         device_id=event.device_id,
         name=event.name,
         data=event.data,
-        received_by_relay_at=utc(event.received_at),
+        received_at=utc(event.received_at),
         captured_at=utc(event.captured_at) if event.captured_at else None,
+        relayed_at=utc(event.relayed_at) if event.relayed_at else None,
         product_id=product_id,
         relay=relay_name,
     )

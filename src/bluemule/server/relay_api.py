@@ -8,10 +8,7 @@ same post reaching two server processes at once, stores each id once.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -21,12 +18,21 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bluemule.server.app import DB, ServerState, State
-from bluemule.server.desired import desired_releases, device_manifest, needs_update
-from bluemule.server.models import Device, DeviceUpdate, Event, Relay, Release, Report
+from bluemule.server.bulk import insert_new
+from bluemule.server.desired import (
+    desired_releases,
+)
+from bluemule.server.models import (
+    Device,
+    DeviceUpdate,
+    Event,
+    Relay,
+    Release,
+    Report,
+)
 from bluemule.server.problems import (
     InvalidContentError,
     NotFoundError,
@@ -34,7 +40,8 @@ from bluemule.server.problems import (
     UnauthorizedError,
 )
 from bluemule.server.rollouts import UpdateState
-from bluemule.server.rollouts_api import reevaluate_for_devices, withheld
+from bluemule.server.rollouts_api import reevaluate_for_devices
+from bluemule.server.sync import SyncOut, relay_token_digest, site_devices, sync_response
 
 DEVICE_ID = r"^[0-9a-fA-F]{24}$"
 HEX64 = r"^[0-9a-fA-F]{64}$"
@@ -49,14 +56,12 @@ CHUNK = 64 * 1024
 
 def require_relay(request: Request, session: DB) -> Relay:
     """Bearer authentication with a relay's token; the relay is scoped to its site."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise UnauthorizedError("missing bearer token (Authorization: Bearer <relay token>)")
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    digest = relay_token_digest(request)
     relay = session.scalar(select(Relay).where(Relay.token_sha256 == digest))
     if relay is None or not hmac.compare_digest(relay.token_sha256, digest):
         raise UnauthorizedError("wrong relay token")
+    if relay.revoked_at is not None:
+        raise UnauthorizedError("wrong relay token")  # revoked: no different from unknown
     return relay
 
 
@@ -95,35 +100,6 @@ def events_stored(session: Session, event_ids: Sequence[str]) -> None:
 
 
 # --- bodies ---------------------------------------------------------------------------
-
-
-class SyncPart(BaseModel):
-    """One part to send, in order; ``blob`` is fetched from ``/api/relay/v1/blobs/{blob}``."""
-
-    index: int
-    kind: Literal["asset", "application"]
-    name: str
-    blob: str
-    size: int
-    sha256: str
-
-
-class SyncDevice(BaseModel):
-    """What one device should install."""
-
-    device_id: str
-    release_id: int
-    allow_downgrade: bool
-    manifest: str = Field(description="the signed manifest, base64")
-    manifest_sha256: str
-    parts: list[SyncPart]
-
-
-class SyncOut(BaseModel):
-    """The desired state of the site's devices that do not run their desired release."""
-
-    site: str
-    devices: list[SyncDevice]
 
 
 class DeviceStateIn(BaseModel):
@@ -178,7 +154,12 @@ class EventIn(BaseModel):
     device_id: str = Field(pattern=DEVICE_ID)
     name: str
     data: str | None = None
-    captured_at: datetime | None = None
+    captured_at: datetime | None = Field(
+        default=None, description="when the device published it, if its clock was valid"
+    )
+    relayed_at: datetime | None = Field(
+        default=None, description="when the relay read it off the device (relay's clock)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -217,11 +198,7 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _site_devices(session: Session, relay: Relay) -> list[Device]:
-    return list(session.scalars(select(Device).where(Device.site_id == relay.site_id)))
-
-
-def _lock_site_devices(session: Session, relay: Relay, device_ids: set[str]) -> dict[str, Device]:
+def _locksite_devices(session: Session, relay: Relay, device_ids: set[str]) -> dict[str, Device]:
     """The devices, row-locked in id order; 403 if any is not at the relay's site."""
     ids = sorted(d.lower() for d in device_ids)
     if not ids:
@@ -233,21 +210,6 @@ def _lock_site_devices(session: Session, relay: Relay, device_ids: set[str]) -> 
         if device is None or device.site_id != relay.site_id:
             raise ForbiddenError(f"device {device_id} is not at this relay's site")
     return devices
-
-
-def insert_new(session: Session, table: Table, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert rows, skipping ids already stored; returns the ids actually inserted."""
-    if not rows:
-        return set()
-    dialect = session.get_bind().dialect.name
-    rows = sorted(rows, key=lambda r: str(r["id"]))  # one lock order across processes
-    if dialect == "postgresql":
-        pg = postgresql.insert(table).values(rows).on_conflict_do_nothing(index_elements=["id"])
-        return set(session.scalars(pg.returning(table.c.id)))
-    if dialect == "sqlite":
-        lite = sqlite.insert(table).values(rows).on_conflict_do_nothing(index_elements=["id"])
-        return set(session.scalars(lite.returning(table.c.id)))
-    raise ProblemError(500, f"unsupported database {dialect}")  # pragma: no cover
 
 
 _Item = TypeVar("_Item", ReportIn, EventIn)
@@ -304,13 +266,6 @@ def _apply_report(session: Session, relay: Relay, device: Device, report: Report
     row.report_id = report.id
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    tags = [t.strip() for t in header.split(",")]
-    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
-
-
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     """``(first, last)`` of a single ``bytes=`` range; None to send everything.
 
@@ -362,48 +317,12 @@ def _read_file(path: Any, first: int, length: int) -> Iterator[bytes]:
 # --- routes ---------------------------------------------------------------------------
 
 
-def sync_body(session: Session, state: State, relay: Relay) -> bytes:
-    """The canonical JSON of :class:`SyncOut` for the relay's site."""
-    devices = sorted(_site_devices(session, relay), key=lambda d: d.id)
-    desired = desired_releases(session, devices)
-    gated = withheld(session, desired)  # staged rollouts (bluemule.server.rollouts_api)
-    items: list[SyncDevice] = []
-    for device in devices:
-        release = desired[device.id]
-        if release is None or not needs_update(device, release) or device.id in gated:
-            continue
-        signed = device_manifest(state.signing_key, device, release)
-        encoded = signed.manifest.encode()
-        items.append(
-            SyncDevice(
-                device_id=device.id,
-                release_id=release.id,
-                allow_downgrade=signed.allow_downgrade,
-                manifest=base64.b64encode(encoded).decode(),
-                manifest_sha256=hashlib.sha256(encoded).hexdigest(),
-                parts=[
-                    SyncPart(
-                        index=p.index,
-                        kind="asset" if p.kind == 1 else "application",
-                        name=p.name,
-                        blob=p.blob_sha256,
-                        size=p.size,
-                        sha256=p.blob_sha256,
-                    )
-                    for p in release.parts
-                ],
-            )
-        )
-    out = SyncOut(site=relay.site.name, devices=items)
-    return json.dumps(out.model_dump(), sort_keys=True, separators=(",", ":")).encode()
-
-
 def blob_response(
     sha256: str, request: Request, relay: Relay, session: Session, state: ServerState
 ) -> StreamingResponse:
     """Stream a blob the relay's site needs, whole or one range of it."""
     sha256 = sha256.lower()
-    devices = _site_devices(session, relay)
+    devices = site_devices(session, relay)
     wanted = {
         part.blob_sha256
         for release in desired_releases(session, devices).values()
@@ -446,14 +365,13 @@ def relay_router() -> APIRouter:
         response_model=SyncOut,
         responses={304: {"description": "Not modified (If-None-Match)"}},
     )
-    def sync(request: Request, relay: RelayAuth, session: DB, state: State) -> Response:
-        """Manifests and part blobs for the site's devices that need an update."""
-        body = sync_body(session, state, relay)
-        etag = f'"{hashlib.sha256(body).hexdigest()}"'
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        if _etag_matches(request.headers.get("if-none-match"), etag):
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type="application/json", headers=headers)
+    def sync(request: Request, state: State) -> Response:
+        """Manifests and part blobs for the site's devices that need an update.
+
+        The ETag comes from the site's and the fleet's revisions (``revisions``), read
+        before anything else: a matching ``If-None-Match`` costs one indexed query.
+        """
+        return sync_response(request, state)
 
     @router.get(
         "/blobs/{sha256}",
@@ -474,7 +392,7 @@ def relay_router() -> APIRouter:
     def reports(body: ReportsIn, relay: RelayAuth, session: DB) -> Accepted:
         """Sightings and update reports; a repeated id is counted as a duplicate."""
         items = _dedupe(body.reports)
-        devices = _lock_site_devices(session, relay, {r.device_id for r in items})
+        devices = _locksite_devices(session, relay, {r.device_id for r in items})
         release_ids = {r.update.release_id for r in items if r.update is not None}
         known = set(session.scalars(select(Release.id).where(Release.id.in_(release_ids))))
         if missing := sorted(release_ids - known):
@@ -520,6 +438,7 @@ def relay_router() -> APIRouter:
                 "captured_at": e.captured_at and _utc(e.captured_at),
                 "received_at": now,
                 "relay_id": relay.id,
+                "relayed_at": e.relayed_at and _utc(e.relayed_at),
             }
             for e in items
         ]

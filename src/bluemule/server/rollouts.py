@@ -5,7 +5,7 @@ groups or a percentage of the devices not yet in a stage. A stage's devices may 
 once the stage is open. When the share of its devices *confirmed running* the release
 reaches the success threshold the next stage opens; when the share that *failed*
 exceeds the error threshold the rollout pauses itself. An operator can pause, resume,
-or open the next stage by hand, and retry a failed device
+open the next stage by hand, abort, and retry a failed device
 (``shared/reference/fleet-server-anchors.md`` §3.2).
 """
 
@@ -66,6 +66,12 @@ class Status(enum.StrEnum):
     RUNNING = "running"
     PAUSED = "paused"
     FINISHED = "finished"
+    ABORTED = "aborted"
+    """Stopped by an operator for good: no device not yet updated is offered the release."""
+
+
+DONE = (Status.FINISHED, Status.ABORTED)
+"""Statuses no control changes any more."""
 
 
 @dataclass(frozen=True)
@@ -158,19 +164,20 @@ def evaluate(
 
 
 def eligible(state: RolloutState, assignments: Mapping[str, int]) -> set[str]:
-    """Devices that may update now (none while paused)."""
-    if state.status == Status.PAUSED:
+    """Devices that may update now (none while paused or after an abort)."""
+    if state.status in (Status.PAUSED, Status.ABORTED):
         return set()
     return {d for d, s in assignments.items() if s <= state.stage}
 
 
 def pause(state: RolloutState, reason: str = "paused by an operator") -> RolloutState:
     """Stop handing the release to further devices."""
-    return (
-        state
-        if state.status == Status.FINISHED
-        else replace(state, status=Status.PAUSED, reason=reason)
-    )
+    return state if state.status in DONE else replace(state, status=Status.PAUSED, reason=reason)
+
+
+def abort(state: RolloutState, reason: str = "aborted by an operator") -> RolloutState:
+    """Stop for good (a finished rollout stays finished)."""
+    return state if state.status in DONE else replace(state, status=Status.ABORTED, reason=reason)
 
 
 def resume(state: RolloutState) -> RolloutState:
@@ -184,7 +191,7 @@ def resume(state: RolloutState) -> RolloutState:
 
 def next_stage(plan: RolloutPlan, state: RolloutState) -> RolloutState:
     """Open the next stage now, whatever the thresholds say."""
-    if state.status == Status.FINISHED or state.stage + 1 >= len(plan.stages):
+    if state.status in DONE or state.stage + 1 >= len(plan.stages):
         return state
     return replace(state, stage=state.stage + 1, status=Status.RUNNING, reason=None)
 

@@ -15,6 +15,9 @@ per rollout and applies them:
 * **Per-device state.** A device that reports the release's app SHA-256 running is
   ``confirmed_running`` (nothing less counts as success); otherwise the last update
   report for the release (``device_updates``) says where it stands; otherwise ``pending``.
+* **Abort.** An aborted rollout is over (its release's active slot is free for a new
+  rollout) but keeps gating: every device still wanting the release waits, updates under
+  way included, until a newer rollout of the release starts or targeting moves them.
 * **Evaluation.** ``evaluate`` runs in the transaction that stores update reports and on
   every status request and command, so a rollout advances or pauses by itself. Resume
   evaluates too: resuming while a stage is still above the error threshold pauses again
@@ -38,11 +41,13 @@ from bluemule.server.desired import desired_releases, reported_app_sha256
 from bluemule.server.models import Device, DeviceUpdate, Release, Rollout
 from bluemule.server.problems import ConflictError, InvalidContentError, NotFoundError
 from bluemule.server.rollouts import (
+    DONE,
     RolloutPlan,
     RolloutState,
     Stage,
     Status,
     UpdateState,
+    abort,
     assign_stages,
     eligible,
     evaluate,
@@ -150,7 +155,7 @@ def _store_state(rollout: Rollout, state: RolloutState) -> None:
     if state == state_of(rollout):
         return
     rollout.stage, rollout.status, rollout.reason = state.stage, state.status.value, state.reason
-    rollout.active_release_id = None if state.status == Status.FINISHED else rollout.release_id
+    rollout.active_release_id = None if state.status in DONE else rollout.release_id
     rollout.updated_at = datetime.now(UTC)
 
 
@@ -211,16 +216,25 @@ def reevaluate_for_devices(session: Session, device_ids: Collection[str]) -> Non
 
 
 def withheld(session: Session, desired: Mapping[str, Release | None]) -> set[str]:
-    """Devices sync must not offer their desired release now (see the module notes)."""
+    """Devices sync must not offer their desired release now (see the module notes).
+
+    The newest rollout of a release decides: while it is active it gates as above; once
+    it is aborted every device still wanting the release waits (until a new rollout of
+    it starts, or targeting moves the devices elsewhere); once finished nothing gates.
+    """
     releases = {r.id for r in desired.values() if r is not None}
     if not releases:
         return set()
-    query = select(Rollout).where(
-        Rollout.status.in_(ACTIVE), Rollout.release_id.in_(sorted(releases))
-    )
+    query = select(Rollout).where(Rollout.release_id.in_(sorted(releases))).order_by(Rollout.id)
+    newest = {r.release_id: r for r in session.scalars(query)}
     out: set[str] = set()
-    for rollout in session.scalars(query):
+    for rollout in newest.values():
+        if rollout.status == Status.FINISHED.value:
+            continue
         members = [d for d, r in desired.items() if r is not None and r.id == rollout.release_id]
+        if rollout.status == Status.ABORTED.value:
+            out.update(members)
+            continue
         release = next(r for r in desired.values() if r is not None and r.id == rollout.release_id)
         states = device_states(session, release, [d for d in members if d in rollout.assignments])
         open_now = eligible(state_of(rollout), rollout.assignments)
@@ -308,6 +322,30 @@ def change_state(
     """
     rollout = _load(session, rollout_id)
     _store_state(rollout, change(plan_of(rollout), state_of(rollout)))
+    return _answer(session, rollout)
+
+
+def retry(session: Session, rollout_id: int, device_id: str) -> RolloutOut:
+    """Clear a failed device's failure so sync offers it the release again, and commit.
+
+    The admin API and the dashboard both come through here.
+    """
+    rollout = _load(session, rollout_id)
+    if rollout.status in (s.value for s in DONE):
+        raise ConflictError(f"rollout {rollout_id} is {rollout.status}")
+    device_id = device_id.lower()
+    if device_id not in rollout.assignments:
+        raise NotFoundError(f"device {device_id} is not in rollout {rollout_id}")
+    release = session.get(Release, rollout.release_id)
+    assert release is not None
+    state, row = device_states(session, release, [device_id])[device_id]
+    if state != UpdateState.FAILED or row is None:
+        raise ConflictError(f"device {device_id} has not failed (it is {state.value})")
+    row.state = UpdateState.PENDING.value
+    row.progress = None
+    row.reason = None
+    row.updated_at = datetime.now(UTC)
+    session.flush()
     return _answer(session, rollout)
 
 
@@ -401,23 +439,17 @@ def rollouts_router() -> APIRouter:
         """Open the next stage now, whatever the thresholds say (and run)."""
         return change_state(session, rollout_id, next_stage)
 
+    @router.post("/{rollout_id}/abort")
+    def abort_rollout(rollout_id: int, session: DB) -> RolloutOut:
+        """Stop for good: devices not yet updated are no longer offered the release.
+
+        The release's active-rollout slot is freed, so a new rollout of it can start.
+        """
+        return change_state(session, rollout_id, lambda _plan, state: abort(state))
+
     @router.post("/{rollout_id}/devices/{device_id}/retry")
     def retry_device(rollout_id: int, device_id: str, session: DB) -> RolloutOut:
         """A failed device goes back to pending (sync offers it again once its stage is open)."""
-        rollout = _load(session, rollout_id)
-        device_id = device_id.lower()
-        if device_id not in rollout.assignments:
-            raise NotFoundError(f"device {device_id} is not in rollout {rollout_id}")
-        release = session.get(Release, rollout.release_id)
-        assert release is not None
-        state, row = device_states(session, release, [device_id])[device_id]
-        if state != UpdateState.FAILED or row is None:
-            raise ConflictError(f"device {device_id} has not failed (it is {state.value})")
-        row.state = UpdateState.PENDING.value
-        row.progress = None
-        row.reason = None
-        row.updated_at = datetime.now(UTC)
-        session.flush()
-        return _answer(session, rollout)
+        return retry(session, rollout_id, device_id)
 
     return router

@@ -8,10 +8,13 @@ variables plus the keys of event data that is itself JSON (dotted and indexed pa
 sections). Double braces HTML-escape, triple braces do not.
 
 Relayed events: ``published_at`` is when the device published the event if it had a
-valid clock then (``captured_at``), otherwise when the relay received it over BLE — the
-closest the data mule can come to Particle's "when the cloud received it". Relay
-metadata goes in extra default fields (``bluemule_relay``, ``bluemule_relayed_at``,
-``bluemule_sequence``), never instead of Particle's.
+valid clock then (``captured_at``); otherwise when the relay read it off the device over
+BLE (``relayed_at``, the relay's clock); otherwise when the server received it from the
+relay (``received_at``). The first is Particle's meaning; the others are the closest a
+data mule can come to Particle's "when the cloud received it". Relay metadata goes in
+extra default fields (``bluemule_relay``, ``bluemule_relayed_at``,
+``bluemule_received_at``, ``bluemule_captured``, ``bluemule_sequence``), never instead of
+Particle's.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import base64
 import json
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 import chevron  # type: ignore[import-untyped]
 
 USER_AGENT: Final = "ParticleBot/1.1 (https://docs.particle.io/webhooks)"
 Format = Literal["form", "json", "body"]
+RELAY_CLOCK_SKEW: Final = timedelta(minutes=5)
+"""How far a relay's clock may run ahead of the server's before ``relayed_at`` is ignored."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,12 @@ class RelayedEvent:
     device_id: str
     name: str
     data: str | None
-    received_by_relay_at: datetime
+    received_at: datetime
+    """When the server received it from the relay."""
     captured_at: datetime | None = None
+    """When the device published it, if the device's clock was valid then."""
+    relayed_at: datetime | None = None
+    """When the relay read it off the device (the relay's clock), if the relay said."""
     product_id: int | None = None
     product_version: int | None = None
     relay: str = ""
@@ -71,8 +80,28 @@ class RelayedEvent:
 
     @property
     def published_at(self) -> datetime:
-        """Device capture time when known, else when the relay got it (module doc)."""
-        return self.captured_at or self.received_by_relay_at
+        """Device capture time, else relay read time, else server receive time (module doc).
+
+        A ``relayed_at`` after the server received the event (beyond ``RELAY_CLOCK_SKEW``)
+        is a wrong relay clock, not a time the event was read: it is not used.
+        """
+        if self.captured_at is not None:
+            return self.captured_at
+        if self.relayed_at is not None and self.relayed_at <= self.received_at + RELAY_CLOCK_SKEW:
+            return self.relayed_at
+        return self.received_at
+
+    def relay_fields(self) -> dict[str, str]:
+        """bluemule's extra fields: relay name and times; empty strings when unknown."""
+        fields = {
+            "bluemule_relay": self.relay,
+            "bluemule_relayed_at": particle_time(self.relayed_at) if self.relayed_at else "",
+            "bluemule_received_at": particle_time(self.received_at),
+            "bluemule_captured": "true" if self.captured_at else "false",
+        }
+        if self.sequence is not None:
+            fields["bluemule_sequence"] = str(self.sequence)
+        return fields
 
 
 @dataclass(frozen=True)
@@ -123,6 +152,7 @@ def context(event: RelayedEvent) -> dict[str, Any]:
             "SPARK_PUBLISHED_AT": published,
             "SPARK_CORE_ID": event.device_id,
             "SPARK_EVENT_NAME": event.name,
+            **{k.upper(): v for k, v in event.relay_fields().items()},
         }
     )
     return ctx
@@ -134,17 +164,13 @@ def _render(template: str, ctx: dict[str, Any]) -> str:
 
 def default_fields(event: RelayedEvent) -> dict[str, str]:
     """The fields Particle adds, plus bluemule's relay metadata."""
-    fields = {
+    return {
         "event": event.name,
         "data": event.data or "",
         "coreid": event.device_id,
         "published_at": particle_time(event.published_at),
-        "bluemule_relay": event.relay,
-        "bluemule_relayed_at": particle_time(event.received_by_relay_at),
+        **event.relay_fields(),
     }
-    if event.sequence is not None:
-        fields["bluemule_sequence"] = str(event.sequence)
-    return fields
 
 
 def render_request(spec: WebhookSpec, event: RelayedEvent) -> WebhookRequest:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import chevron.tokenizer  # type: ignore[import-untyped]
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import ARRAY, String, and_, any_, bindparam, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -108,7 +108,7 @@ _SAMPLE = RelayedEvent(
     device_id="e00fce681234567890abcdef",
     name="sample",
     data='{"a": "1"}',
-    received_by_relay_at=datetime(2026, 1, 1, tzinfo=UTC),
+    received_at=datetime(2026, 1, 1, tzinfo=UTC),
 )
 
 
@@ -167,54 +167,58 @@ def _check_body_template(body: WebhookIn) -> None:
                 ) from None
 
 
+def _id_in(column: Any, ids: list[str], dialect: str) -> Any:
+    """``column = ANY(:ids)`` on PostgreSQL (one SQL text for every count), else ``IN``."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("event_ids", ids, type_=ARRAY(String)))
+    return column.in_(ids)
+
+
 def enqueue_for_events(
     session: Session, event_ids: Iterable[str], *, now: datetime | None = None
 ) -> int:
     """Queue each event for each matching webhook, in the caller's transaction.
 
-    Idempotent: a (event, webhook) pair is queued once (``ON CONFLICT DO NOTHING``), so
-    calling it again for an event already stored is harmless. Returns the rows inserted.
+    One ``INSERT INTO outbox … SELECT`` per 500 events joins the events with the live
+    webhooks whose prefix starts their name (case-sensitive ``substr`` comparison, so no
+    ``LIKE`` wildcards). Idempotent: a (event, webhook) pair is queued once
+    (``ON CONFLICT DO NOTHING``), so calling it again for an event already stored is
+    harmless. Returns the rows inserted.
     """
-    ids = list(dict.fromkeys(event_ids))
+    ids = sorted(set(event_ids))
     if not ids:
         return 0
     moment = utc(now or datetime.now(UTC))
-    hooks = session.execute(
-        select(Webhook.id, Webhook.event).where(Webhook.deleted_at.is_(None))
-    ).all()
-    if not hooks:
-        return 0
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for event_id, name in session.execute(
-            select(Event.id, Event.name).where(Event.id.in_(chunk))
-        ).all():
-            rows.extend(
-                {
-                    "event_id": event_id,
-                    "webhook_id": hook_id,
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": moment,
-                }
-                for hook_id, prefix in hooks
-                if name.startswith(prefix)
-            )
-    if not rows:
-        return 0
     dialect = session.get_bind().dialect.name
-    table = Base.metadata.tables[OutboxItem.__tablename__]
     make_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = Base.metadata.tables[OutboxItem.__tablename__]
     inserted = 0
-    for start in range(0, len(rows), 500):  # one multi-row statement per 500 rows
+    for start in range(0, len(ids), 500):
+        matches = (
+            select(
+                Event.id,
+                Webhook.id,
+                literal("pending"),
+                literal(0),
+                literal(moment, type_=table.c.next_attempt_at.type),
+            )
+            .join(
+                Webhook,
+                and_(
+                    Webhook.deleted_at.is_(None),
+                    func.substr(Event.name, 1, func.length(Webhook.event)) == Webhook.event,
+                ),
+            )
+            .where(_id_in(Event.id, ids[start : start + 500], dialect))
+            .order_by(Event.id, Webhook.id)
+        )
+        columns = ["event_id", "webhook_id", "state", "attempts", "next_attempt_at"]
         statement = (
             make_insert(table)
-            .values(rows[start : start + 500])
+            .from_select(columns, matches)
             .on_conflict_do_nothing(index_elements=KEY)
-            .returning(table.c.id)
         )
-        inserted += len(session.execute(statement).all())
+        inserted += len(session.execute(statement.returning(table.c.id)).all())
     return inserted
 
 

@@ -1,0 +1,130 @@
+"""Retention: prune what is older than ``--retention-days`` (default 30).
+
+Pruned, oldest first and in chunks (so a first run on a big database never holds one huge
+transaction):
+
+* outbox rows that are settled (``delivered`` or ``dropped``) for events received before
+  the cutoff, with their delivery-log entries;
+* events received before the cutoff that no outbox row refers to any more;
+* reports received before the cutoff.
+
+Never pruned: outbox rows still to deliver (``pending``, ``failed`` awaiting a retry,
+``delivering``), and the events they carry, whatever their age. Devices keep their last
+reported state and their update rows (they are current state, not history).
+
+Every server process runs :func:`prune` about hourly; on PostgreSQL an advisory lock
+(held by the pass's one connection) lets one process prune at a time; the others skip
+that round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, exists, func, select
+from sqlalchemy.orm import Session
+
+from bluemule.server.models import DeliveryLog, Event, OutboxItem, Report
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DAYS = 30
+CHUNK = 5_000
+SETTLED = ("delivered", "dropped")
+LOCK_KEY = 0x626C_6D72  # "blmr": the advisory lock of the pruning pass
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """Rows deleted by one pass."""
+
+    outbox: int = 0
+    delivery_log: int = 0
+    events: int = 0
+    reports: int = 0
+
+
+def _chunks(session: Session, ids_query: Any, delete_for: Callable[[list[Any]], int]) -> int:
+    """Delete ``CHUNK`` ids at a time until ``ids_query`` finds none; returns the total."""
+    total = 0
+    while True:
+        ids = list(session.scalars(ids_query.limit(CHUNK)))
+        if not ids:
+            return total
+        deleted = delete_for(ids)
+        session.commit()
+        total += deleted
+        if len(ids) < CHUNK or not deleted:
+            return total
+
+
+def prune(engine: Engine, days: int, *, now: datetime | None = None) -> Pruned:
+    """Delete what is older than ``days`` (see the module notes); returns the counts."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as connection:
+        if postgres:
+            locked = connection.scalar(select(func.pg_try_advisory_lock(LOCK_KEY)))
+            connection.commit()
+            if not locked:
+                return Pruned()
+        try:
+            with Session(bind=connection) as session:
+                return _prune(session, cutoff)
+        finally:
+            if postgres:
+                connection.rollback()
+                connection.execute(select(func.pg_advisory_unlock(LOCK_KEY)))
+                connection.commit()
+
+
+def _prune(session: Session, cutoff: datetime) -> Pruned:
+    logs = 0
+
+    def drop_outbox(ids: list[int]) -> int:
+        nonlocal logs
+        gone = delete(DeliveryLog).where(DeliveryLog.outbox_id.in_(ids))
+        logs += session.execute(gone).rowcount  # type: ignore[attr-defined]
+        rows = delete(OutboxItem).where(OutboxItem.id.in_(ids), OutboxItem.state.in_(SETTLED))
+        return int(session.execute(rows).rowcount)  # type: ignore[attr-defined]
+
+    settled = (
+        select(OutboxItem.id)
+        .join(Event, Event.id == OutboxItem.event_id)
+        .where(OutboxItem.state.in_(SETTLED), Event.received_at < cutoff)
+        .order_by(OutboxItem.id)
+    )
+    outbox = _chunks(session, settled, drop_outbox)
+    unreferenced = ~exists().where(OutboxItem.event_id == Event.id)
+
+    def drop_events(ids: list[str]) -> int:
+        rows = delete(Event).where(Event.id.in_(ids), unreferenced)
+        return int(session.execute(rows).rowcount)  # type: ignore[attr-defined]
+
+    old_events = select(Event.id).where(Event.received_at < cutoff, unreferenced)
+    events = _chunks(session, old_events.order_by(Event.id), drop_events)
+
+    def drop_reports(ids: list[str]) -> int:
+        rows = delete(Report).where(Report.id.in_(ids))
+        return int(session.execute(rows).rowcount)  # type: ignore[attr-defined]
+
+    old_reports = select(Report.id).where(Report.received_at < cutoff).order_by(Report.id)
+    reports = _chunks(session, old_reports, drop_reports)
+    return Pruned(outbox=outbox, delivery_log=logs, events=events, reports=reports)
+
+
+async def prune_forever(engine: Engine, days: int, interval_seconds: float = 3600.0) -> None:
+    """Prune at start and then every ``interval_seconds`` until cancelled."""
+    while True:
+        try:
+            pruned = await asyncio.to_thread(prune, engine, days)
+            if any(vars(pruned).values()):
+                log.info("retention: pruned %s", pruned)
+        except Exception:
+            log.exception("retention pass failed")
+        await asyncio.sleep(interval_seconds)
