@@ -152,8 +152,7 @@ class KeepUI:
         await asyncio.to_thread(self._look, summary)
 
     def _look(self, summary: DemoSummary) -> None:
-        children = Path("/proc/self/task").glob("*/children")
-        self.seen["children"] = "".join(c.read_text() for c in children).split()
+        self.seen["children"] = child_pids()
         assert summary.admin_token_path is not None
         token = summary.admin_token_path.read_text().strip()
         self.seen["root"] = summary.admin_token_path.parent.parent
@@ -174,8 +173,15 @@ class KeepUI:
             self.seen["deliveries"] = log.json()
 
 
+def child_pids() -> set[str]:
+    """This process's child processes (other tests may have left long-lived helpers)."""
+    children = Path("/proc/self/task").glob("*/children")
+    return set("".join(c.read_text() for c in children).split())
+
+
 def test_run_demo_keep_serves_the_dashboard_and_the_servers_truth() -> None:
     threads_before = set(threading.enumerate())
+    children_before = child_pids()
     ui = KeepUI()
     summary = run_demo(DemoOptions(devices=4, keep=True, seed=3), ui)
     seen = ui.seen
@@ -209,7 +215,7 @@ def test_run_demo_keep_serves_the_dashboard_and_the_servers_truth() -> None:
     for row in ui.last.devices:
         assert (row.state, row.progress) == ("confirmed_running", 1.0)
         assert row.published == row.delivered >= 4
-    assert seen["children"] == []  # everything runs in this process, even while kept
+    assert seen["children"] <= children_before  # all in this process, even while kept
     # nothing survives: no directory, no listening port, no thread
     assert not seen["root"].exists()
     assert refused(summary.server_url)
