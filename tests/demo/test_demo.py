@@ -63,7 +63,9 @@ def refused(url: str) -> bool:
 
 def test_demo_json_is_the_whole_story_and_leaves_nothing(tmp_path: Path) -> None:
     proxy = "http://127.0.0.1:9"  # a proxy in the environment must not catch loopback traffic
+    started = time.monotonic()
     result = demo(tmp_path, "--devices", "4", "--json", HTTP_PROXY=proxy, ALL_PROXY=proxy)
+    wall = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     summary = json.loads(result.stdout)  # stdout is the JSON object and nothing else
@@ -73,7 +75,7 @@ def test_demo_json_is_the_whole_story_and_leaves_nothing(tmp_path: Path) -> None
     assert summary["events_published"] >= 4 * 4
     assert summary["events_delivered"] == summary["events_published"]
     assert summary["duplicate_deliveries"] == 0
-    assert 0 < summary["seconds"] < 120
+    assert 0 < summary["seconds"] < wall  # start to summary, within the process's life
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/dashboard/", summary["dashboard_url"])
     assert refused(summary["dashboard_url"])
     assert list(tmp_path.iterdir()) == []  # the temporary directory is gone
