@@ -375,7 +375,7 @@ class _Demo:
         elif relay_view is not None:
             row.state = relay_view.stage
         elif server_state == "pending" and self._stage_open(plan) is False:
-            row.state = f"waiting for stage {row.stage}"
+            row.state = "waiting"  # for its stage to open
         elif server_state is not None:
             row.state = server_state
         else:
