@@ -174,8 +174,8 @@ class _Demo:
         self.deadline = time.monotonic() + self.options.seconds_allowed
         try:
             token = await self._register()
-            key_root = self.root / "devices"
-            async with demo_fleet(key_root, self.plans, self.signing_key, self.options.seed) as f:
+            devices = self.root / "devices"
+            async with demo_fleet(devices, self.plans, self.signing_key, self.options.seed) as f:
                 self.fleet = f
                 self.agent = self._agent(f, token)
                 try:
@@ -266,7 +266,7 @@ class _Demo:
             self.rollout_status[platform] = status
 
     def _rollouts_over(self) -> bool:
-        """Every rollout finished, or one paused (a failure: nothing more will happen)."""
+        """Every rollout finished or paused (paused: a stage failed; nothing more happens)."""
         return all(s["status"] in ("finished", "paused") for s in self.rollout_status.values())
 
     def _late(self) -> bool:
