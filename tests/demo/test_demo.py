@@ -63,7 +63,9 @@ def refused(url: str) -> bool:
 
 def test_demo_json_is_the_whole_story_and_leaves_nothing(tmp_path: Path) -> None:
     proxy = "http://127.0.0.1:9"  # a proxy in the environment must not catch loopback traffic
+    started = time.monotonic()
     result = demo(tmp_path, "--devices", "4", "--json", HTTP_PROXY=proxy, ALL_PROXY=proxy)
+    wall = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     summary = json.loads(result.stdout)  # stdout is the JSON object and nothing else
@@ -73,7 +75,7 @@ def test_demo_json_is_the_whole_story_and_leaves_nothing(tmp_path: Path) -> None
     assert summary["events_published"] >= 4 * 4
     assert summary["events_delivered"] == summary["events_published"]
     assert summary["duplicate_deliveries"] == 0
-    assert 0 < summary["seconds"] < 120
+    assert 0 < summary["seconds"] < wall  # start to summary, within the process's life
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/dashboard/", summary["dashboard_url"])
     assert refused(summary["dashboard_url"])
     assert list(tmp_path.iterdir()) == []  # the temporary directory is gone
@@ -123,14 +125,20 @@ def test_an_unreachable_webhook_is_exit_1_with_what_is_missing(tmp_path: Path) -
         result = demo(tmp_path, "--devices", "1", "--webhook-url", url)
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
-    verdict = next(line for line in lines if line.startswith("FAILED: "))
-    match = re.search(
-        r"1 devices, 1 updated, 0 failed; (\d+) events published, 0 delivered", verdict
-    )
-    assert match, verdict
+    verdict = r"FAILED: 1 of 1 devices updated, 0 failed; [\d.]+ s"
+    assert any(re.fullmatch(verdict, line) for line in lines), result.stdout
+    counts = r"events: (\d+) published, 0 delivered, 0 duplicate deliveries"
+    match = next(m for line in lines if (m := re.fullmatch(counts, line)))
     assert f"{match[1]} events did not reach the webhook (see its delivery log)" in lines
-    assert "confirmed_running" in result.stdout  # the final table, for a log file
+    assert "running v2" in result.stdout  # the final table, for a log file
     assert list(tmp_path.iterdir()) == []
+
+
+def children() -> set[str]:
+    """Process ids of this process's children (Linux)."""
+    return {
+        pid for c in Path("/proc/self/task").glob("*/children") for pid in c.read_text().split()
+    }
 
 
 class KeepUI:
@@ -152,7 +160,7 @@ class KeepUI:
         await asyncio.to_thread(self._look, summary)
 
     def _look(self, summary: DemoSummary) -> None:
-        self.seen["children"] = child_pids()
+        self.seen["children"] = children()
         assert summary.admin_token_path is not None
         token = summary.admin_token_path.read_text().strip()
         self.seen["root"] = summary.admin_token_path.parent.parent
@@ -173,15 +181,8 @@ class KeepUI:
             self.seen["deliveries"] = log.json()
 
 
-def child_pids() -> set[str]:
-    """This process's child processes (other tests may have left long-lived helpers)."""
-    children = Path("/proc/self/task").glob("*/children")
-    return set("".join(c.read_text() for c in children).split())
-
-
 def test_run_demo_keep_serves_the_dashboard_and_the_servers_truth() -> None:
-    threads_before = set(threading.enumerate())
-    children_before = child_pids()
+    threads_before, children_before = set(threading.enumerate()), children()
     ui = KeepUI()
     summary = run_demo(DemoOptions(devices=4, keep=True, seed=3), ui)
     seen = ui.seen

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 import click
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -30,36 +31,51 @@ from bluemule.demo import (
 
 INTERRUPTED = 130
 TABLE_WIDTH = 120
-STATE_STYLES = {"confirmed_running": "green", "failed": "red", "transferring": "cyan"}
+STATES = {
+    "confirmed_running": ("running v2", "green"),
+    "installed": ("installed", "green"),
+    "transferring": ("transferring", "cyan"),
+    "cached_on_relay": ("cached", ""),
+    "failed": ("failed", "bold red"),
+}
+"""How the table shows the rollout's update states (``docs/server.md``)."""
 
 
 def render(status: DemoStatus) -> Table:
     """The live table: one row per device, the phase above, the rollouts below."""
-    table = Table(title=status.phase, title_justify="left", expand=False)
-    table.add_column("device")
-    table.add_column("platform")
+    table = Table(
+        title=status.phase,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("device id", no_wrap=True, overflow="ellipsis")
+    table.add_column("model", no_wrap=True)
     table.add_column("stage", justify="right")
-    table.add_column("state")
-    table.add_column("progress", min_width=22)
-    table.add_column("events sent/delivered", justify="right")
+    table.add_column("state", no_wrap=True)
+    table.add_column("update", no_wrap=True)
+    table.add_column("events", justify="right", no_wrap=True)
     for row in status.devices:
+        label, style = STATES.get(row.state, (row.state, ""))
         table.add_row(
             row.device_id,
             "M-SoM" if row.platform == "msom" else row.platform.capitalize(),
             str(row.stage),
-            Text(row.state, style=STATE_STYLES.get(row.state, "")),
+            Text(label, style=style),
             _progress(row.progress),
             f"{row.published}/{row.delivered}",
         )
+    notes = ["events column: published/delivered to the webhook"]
     if status.rollouts:
-        table.caption = "rollouts: " + ", ".join(f"{p} {s}" for p, s in status.rollouts.items())
-        table.caption_justify = "left"
+        notes.insert(0, "rollouts: " + ", ".join(f"{p} {s}" for p, s in status.rollouts.items()))
+    table.caption = "\n".join(notes)
     return table
 
 
 def _progress(fraction: float) -> Table:
     grid = Table.grid(padding=(0, 1))
-    grid.add_row(ProgressBar(total=1.0, completed=fraction, width=14), f"{fraction:4.0%}")
+    grid.add_row(ProgressBar(total=1.0, completed=fraction, width=8), f"{fraction:4.0%}")
     return grid
 
 
@@ -122,10 +138,12 @@ class CliUI:
             self.console.print(render(self.last))
         s = summary
         click.echo(
-            f"{'ok' if s.ok else 'FAILED'}: {s.devices} devices, {s.updated} updated, "
-            f"{s.failed} failed; {s.events_published} events published, "
-            f"{s.events_delivered} delivered, {s.duplicate_deliveries} duplicate deliveries; "
-            f"{s.seconds:.1f} s"
+            f"{'ok' if s.ok else 'FAILED'}: {s.updated} of {s.devices} devices updated, "
+            f"{s.failed} failed; {s.seconds:.1f} s"
+        )
+        click.echo(
+            f"events: {s.events_published} published, {s.events_delivered} delivered, "
+            f"{s.duplicate_deliveries} duplicate deliveries"
         )
         if s.updated < s.devices:
             click.echo(f"{s.devices - s.updated} devices did not update (see the rollouts)")
@@ -138,7 +156,7 @@ class CliUI:
                 f"{s.admin_token_path})"
             )
         else:
-            click.echo(f"dashboard: {s.dashboard_url} (stopped now; --keep leaves it running)")
+            click.echo(f"dashboard: {s.dashboard_url} (stopped; --keep leaves it running)")
 
 
 def _as_ctrl_c(_signum: int, frame: FrameType | None) -> None:

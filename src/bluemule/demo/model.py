@@ -52,7 +52,8 @@ class DeviceRow:
     stage: int
     """Rollout stage the device is in (1-based)."""
     state: str = "starting"
-    """``running v1``, the update state (``transferring``, ``confirmed_running``, …)."""
+    """``running v1``, ``waiting`` (for its stage), or the update state as the relay or
+    the server knows it (``cached_on_relay``, ``transferring``, ``confirmed_running``, …)."""
     progress: float = 0.0
     """Fraction of the update transferred (1.0 once installed)."""
     published: int = 0

@@ -174,8 +174,8 @@ class _Demo:
         self.deadline = time.monotonic() + self.options.seconds_allowed
         try:
             token = await self._register()
-            key_root = self.root / "devices"
-            async with demo_fleet(key_root, self.plans, self.signing_key, self.options.seed) as f:
+            devices = self.root / "devices"
+            async with demo_fleet(devices, self.plans, self.signing_key, self.options.seed) as f:
                 self.fleet = f
                 self.agent = self._agent(f, token)
                 try:
@@ -266,7 +266,7 @@ class _Demo:
             self.rollout_status[platform] = status
 
     def _rollouts_over(self) -> bool:
-        """Every rollout finished, or one paused (a failure: nothing more will happen)."""
+        """Every rollout finished or paused (paused: a stage failed; nothing more happens)."""
         return all(s["status"] in ("finished", "paused") for s in self.rollout_status.values())
 
     def _late(self) -> bool:
@@ -375,7 +375,7 @@ class _Demo:
         elif relay_view is not None:
             row.state = relay_view.stage
         elif server_state == "pending" and self._stage_open(plan) is False:
-            row.state = f"waiting for stage {row.stage}"
+            row.state = "waiting"  # for its stage to open
         elif server_state is not None:
             row.state = server_state
         else:
