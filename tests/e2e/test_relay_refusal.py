@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,14 @@ from tests.server.test_relay_api import add_device, publish, upload
 from tests.support.live_server import LiveServer
 
 DEVICE = "e00fce680000000000000d01"
+
+
+def offline_url() -> str:
+    """A loopback URL nothing listens on: the relay is offline."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 def tamper(journal: Path) -> None:
@@ -64,10 +73,18 @@ def test_device_refuses_a_manifest_altered_in_the_relay_cache(
                 await agent.aclose()
             before = devices.shown(DEVICE)
             tamper(cache / "journal.sqlite3")
-            # the restarted relay: the server answers 304, the altered copy stays in force
-            agent = devices.agent(server.url, token, cache)
+            # the relay, now offline, works from its altered cache (online, its next sync
+            # would replace the cached answer with the server's)
+            agent = devices.agent(offline_url(), token, cache)
             try:
                 refused = await agent.run_once()
+            finally:
+                await agent.aclose()
+            # back online it uploads what it owes, the refusal included
+            agent = devices.agent(server.url, token, cache)
+            try:
+                reports, _ = await agent.upload()
+                assert reports >= 1 and agent.journal.pending("report", 10) == []
             finally:
                 await agent.aclose()
             return cached, refused, before
@@ -76,7 +93,8 @@ def test_device_refuses_a_manifest_altered_in_the_relay_cache(
     assert [v.update for v in cached.devices] == [None] and cached.desired == 1
     (visit,) = refused.devices
     assert visit.update == "rejected" and visit.reason == "MANIFEST_COMMIT: BAD_SIGNATURE"
-    assert refused.downloaded_bytes == 0 and refused.pending == {"report": 0, "event": 0}
+    assert not refused.online and refused.downloaded_bytes == 0
+    assert refused.pending["report"] >= 1  # the refusal, owed while offline
     with api.state.sessions() as session:
         row = session.get(DeviceUpdate, DEVICE)
         assert row is not None and row.state == "failed" and "BAD_SIGNATURE" in (row.reason or "")
