@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -81,3 +83,36 @@ def test_every_error_kind_is_a_problem(api: Api, monkeypatch: pytest.MonkeyPatch
     body = assert_problem(crashed, 500, "internal server error")
     assert "secret" not in crashed.text and "Traceback" not in crashed.text
     assert body["instance"] == "/api/relay/v1/sync"
+
+
+def test_request_bodies_are_capped_while_they_stream(api: Api) -> None:
+    """A relay's oversized JSON batch is refused (413) before its route runs: nothing
+    stored, whether the size is declared or the body arrives in chunks."""
+    token = add_relay(api, "gw", "north")
+    add_device(api, NORTH[0])
+    limit = api.settings.max_request_bytes
+    event = {"id": "x", "device_id": NORTH[0], "name": "big", "data": "d"}
+    padding = "p" * (limit + 1)
+    body = json.dumps({"events": [event], "pad": padding}).encode()
+    declared = relay_call(
+        api, token, "POST", "/events", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert_problem(declared, 413, "limit")
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    streamed = relay_call(
+        api,
+        token,
+        "POST",
+        "/events",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert_problem(streamed, 413, "limit")
+    assert api.counts()["events"] == 0
+    # an honest batch passes
+    honest = relay_call(api, token, "POST", "/events", json={"events": [event]})
+    assert honest.json() == {"accepted": 1, "duplicates": 0}

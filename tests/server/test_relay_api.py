@@ -301,6 +301,9 @@ def test_reports_idempotent_and_update_state(api: Api) -> None:
     device = api.get(f"/api/admin/v1/devices/{NORTH[0]}").json()
     assert device["state"] == {"app_sha256": "ab" * 32, "mode": "normal"}
     assert device["last_seen_at"].startswith("2026-01-01T10:05:00")
+    assert (device["last_seen_relay"], device["last_rssi"]) == ("gw", -70)
+    listed = {d["id"]: d for d in api.get("/api/admin/v1/devices").json()}
+    assert listed[NORTH[0]]["last_seen_relay"] == "gw"
     # confirmed_running only when the device runs the release's app
     confirm = {"release_id": release_id, "state": "confirmed_running"}
     claim = {**report(NORTH[0], "r3", at="2026-01-01T10:06:00Z"), "kind": "update",

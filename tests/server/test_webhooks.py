@@ -17,11 +17,12 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from bluemule.server.db import make_engine, make_sessionmaker
-from bluemule.server.models import DeliveryLog, Event, OutboxItem, Relay
+from bluemule.server.models import DeliveryLog, Device, Event, OutboxItem, Relay
 from bluemule.server.outbox import DeliveryWorker
 from bluemule.server.webhook_format import USER_AGENT
 from bluemule.server.webhooks import enqueue_for_events
 from tests.server.conftest import Api, assert_problem
+from tests.server.test_relay_api import BORON, add_device
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DEVICE = "e00fce681234567890abcdef"
@@ -176,7 +177,9 @@ def test_default_form_body_is_particles(
         "bluemule_relayed_at",
         "bluemule_received_at",
         "bluemule_captured",
+        "bluemule_sequence",
     }
+    assert form["bluemule_sequence"] == "1"
     assert form["bluemule_relay"] == "r1" and form["bluemule_captured"] == "true"
     assert form["bluemule_relayed_at"] == ""  # the relay did not say
     assert form["bluemule_received_at"] == "2026-03-01T11:55:00.000Z"
@@ -213,6 +216,38 @@ def test_json_template_and_custom_headers(
     # no capture time: published_at is when the relay received the event
     assert document["at"] == document["published_at"] == "2026-03-01T11:55:00.000Z"
     assert document["event"] == "env/sensor" and document["coreid"] == DEVICE
+
+
+def test_product_version_and_sequence_of_a_relayed_event(
+    api: Api, receiver: Receiver, worker: DeliveryWorker
+) -> None:
+    add_device(api, DEVICE, site="s")
+    with api.state.sessions() as session:
+        device = session.get(Device, DEVICE)
+        assert device is not None
+        device.state = {"product_version": 7, "app_sha256": "00" * 32}
+        session.commit()
+    add_hook(api, event="env", url=receiver.url + "/json", format="json")
+    add_hook(
+        api,
+        event="env",
+        url=receiver.url + "/template",
+        format="json",
+        template='{"v": "{{PRODUCT_VERSION}}", "p": "{{PRODUCT_ID}}"}',
+    )
+    store_events(
+        api, (f"{DEVICE}:5", "env/sensor", "1", None), ("other-client-id", "env", "2", None)
+    )
+    assert worker.run_once(T0) == 4
+    by_path: dict[str, list[dict[str, Any]]] = {}
+    for hit in receiver.hits:
+        by_path.setdefault(hit.path, []).append(json.loads(hit.body))
+    # the sequence comes from an id the relay made from the device's queue, else none
+    sequences = sorted(str(d.get("bluemule_sequence")) for d in by_path["/json"])
+    assert sequences == ["5", "None"]
+    templated = by_path["/template"]
+    assert [d["v"] for d in templated] == ["7", "7"]
+    assert {d["p"] for d in templated} == {str(BORON)}
 
 
 def test_raw_body_no_defaults(api: Api, receiver: Receiver, worker: DeliveryWorker) -> None:

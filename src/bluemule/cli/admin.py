@@ -211,7 +211,11 @@ def device_show(ctx: click.Context, device_id: str, as_json: bool) -> None:
         return
     click.echo(_device_line(d))
     click.echo(f"  product: {d['product_id']}  locked release: {d['locked_release_id']}")
-    click.echo(f"  last seen: {d['last_seen_at'] or 'never'}  state: {d['state'] or '-'}")
+    seen = d["last_seen_at"] or "never"
+    if d.get("last_seen_relay"):
+        rssi = "" if d.get("last_rssi") is None else f", {d['last_rssi']} dBm"
+        seen += f" by {d['last_seen_relay']}{rssi}"
+    click.echo(f"  last seen: {seen}  state: {d['state'] or '-'}")
 
 
 @admin.group()

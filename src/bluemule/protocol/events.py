@@ -58,6 +58,15 @@ def event_id(device_id: str, sequence: int) -> str:
     return f"{device_id.lower()}:{sequence}"
 
 
+def sequence_of(event_id_: str, device_id: str) -> int | None:
+    """The sequence in an id :func:`event_id` made for ``device_id``; None for other ids
+    (events posted by other clients may use any unique id)."""
+    prefix, sep, digits = event_id_.rpartition(":")
+    if sep and prefix == device_id.lower() and digits.isdigit() and len(digits) <= 10:
+        return int(digits)
+    return None
+
+
 def segment_key(first_sequence: int) -> str:
     """Key of the segment file whose first record has ``first_sequence``."""
     return f"{KV_EVENTS}.{first_sequence:08x}"

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from starlette.concurrency import run_in_threadpool
 
 from bluemule.image import platform_by_id, platform_by_name
@@ -78,6 +78,8 @@ class DeviceOut(BaseModel):
     has_mobile_secret: bool
     state: dict[str, Any]
     last_seen_at: datetime | None
+    last_seen_relay: str | None = Field(description="the relay that saw the device last")
+    last_rssi: int | None = Field(description="its signal strength then (dBm)")
 
 
 class PartOut(BaseModel):
@@ -155,6 +157,8 @@ def _device_out(device: Device) -> DeviceOut:
         has_mobile_secret=device.mobile_secret is not None,
         state=dict(device.state),
         last_seen_at=device.last_seen_at and _utc(device.last_seen_at),
+        last_seen_relay=device.last_seen_relay.name if device.last_seen_relay else None,
+        last_rssi=device.last_rssi,
     )
 
 
@@ -281,7 +285,12 @@ def admin_router() -> APIRouter:
     @router.get("/devices", tags=["devices"])
     def list_devices(session: DB) -> list[DeviceOut]:
         """Every device (never with its mobile secret)."""
-        return [_device_out(d) for d in session.scalars(select(Device).order_by(Device.id))]
+        return [
+            _device_out(d)
+            for d in session.scalars(
+                select(Device).options(selectinload(Device.last_seen_relay)).order_by(Device.id)
+            )
+        ]
 
     @router.get("/devices/{device_id}", tags=["devices"])
     def show_device(device_id: str, session: DB) -> DeviceOut:

@@ -116,6 +116,7 @@ def app_from_environment() -> FastAPI:
 def create_app(settings: Settings) -> FastAPI:
     """Build the server for a data directory that :func:`bootstrap` has set up."""
     from bluemule.server.api import admin_router  # noqa: PLC0415
+    from bluemule.server.body_limit import BodyLimit  # noqa: PLC0415
     from bluemule.server.dashboard import install_dashboard  # noqa: PLC0415
     from bluemule.server.outbox import DeliveryWorker  # noqa: PLC0415
     from bluemule.server.relay_api import relay_router  # noqa: PLC0415
@@ -166,6 +167,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.bluemule = state
     install_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        max_request_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -14,6 +14,8 @@ class Settings:
     database_url: str | None = None
     """SQLAlchemy URL; default: SQLite ``DATA_DIR/bluemule.db`` (WAL)."""
     max_upload_bytes: int = 64 * 1024 * 1024
+    max_request_bytes: int = 4 * 1024 * 1024
+    """Cap on every other request body (JSON, forms): :mod:`bluemule.server.body_limit`."""
     webhook_worker: bool = True
     """Run the webhook delivery worker during the app's lifespan (``--no-webhooks``: off)."""
     webhook_poll_seconds: float = 1.0

@@ -75,6 +75,7 @@ class Device(Base):
     last_seen_relay_id: Mapped[int | None] = mapped_column(ForeignKey("relays.id"), nullable=True)
     last_rssi: Mapped[int | None] = mapped_column(Integer, nullable=True)
     site: Mapped[Site] = relationship()
+    last_seen_relay: Mapped[Relay | None] = relationship(foreign_keys=[last_seen_relay_id])
 
 
 class Blob(Base):

@@ -28,6 +28,7 @@ import httpx
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bluemule.protocol.events import sequence_of
 from bluemule.server.delivery_policy import (
     TIMEOUT_SECONDS,
     HostThrottle,
@@ -50,8 +51,15 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def relayed_event(event: Event, relay_name: str, product_id: int | None) -> RelayedEvent:
-    """The event as :mod:`bluemule.server.webhook_format` renders it."""
+def relayed_event(
+    event: Event, relay_name: str, product_id: int | None, device_state: dict[str, object] | None
+) -> RelayedEvent:
+    """The event as :mod:`bluemule.server.webhook_format` renders it.
+
+    ``PRODUCT_VERSION`` is the product version the device last reported (its app's); the
+    sequence comes from the id when the relay made it from the device's queue.
+    """
+    version = (device_state or {}).get("product_version")
     return RelayedEvent(
         event_id=event.id,
         device_id=event.device_id,
@@ -61,7 +69,9 @@ def relayed_event(event: Event, relay_name: str, product_id: int | None) -> Rela
         captured_at=utc(event.captured_at) if event.captured_at else None,
         relayed_at=utc(event.relayed_at) if event.relayed_at else None,
         product_id=product_id,
+        product_version=version if isinstance(version, int) else None,
         relay=relay_name,
+        sequence=sequence_of(event.id, event.device_id),
     )
 
 
@@ -139,7 +149,7 @@ class DeliveryWorker:
     def _load(self, item_id: int) -> tuple[OutboxItem, Webhook, RelayedEvent] | None:
         with self.sessions() as session:
             row = session.execute(
-                select(OutboxItem, Webhook, Event, Relay.name, Device.product_id)
+                select(OutboxItem, Webhook, Event, Relay.name, Device.product_id, Device.state)
                 .join(Webhook, Webhook.id == OutboxItem.webhook_id)
                 .join(Event, Event.id == OutboxItem.event_id)
                 .outerjoin(Relay, Relay.id == Event.relay_id)
@@ -148,8 +158,8 @@ class DeliveryWorker:
             ).first()
             if row is None:
                 return None
-            item, hook, event, relay_name, product_id = row
-            return item, hook, relayed_event(event, relay_name or "", product_id)
+            item, hook, event, relay_name, product_id, state = row
+            return item, hook, relayed_event(event, relay_name or "", product_id, state)
 
     def _send(self, request: WebhookRequest) -> tuple[int | None, str | None]:
         try:
