@@ -156,6 +156,9 @@ def _device_line(d: dict[str, Any]) -> str:
 @click.option("--product", "product_id", type=int, help="Particle product id.")
 @click.option("--development", is_flag=True, help="A development device.")
 @click.option("--mobile-secret", help="The device's mobile secret (stored encrypted).")
+@click.option(
+    "--serial", help="Serial number from the label (its last 6 characters: the setup code)."
+)
 @json_option
 @click.pass_context
 def device_add(
@@ -167,6 +170,7 @@ def device_add(
     product_id: int | None,
     development: bool,
     mobile_secret: str | None,
+    serial: str | None,
     as_json: bool,
 ) -> None:
     """Register a device."""
@@ -178,6 +182,7 @@ def device_add(
         "product_id": product_id,
         "development": development,
         "mobile_secret": mobile_secret,
+        "serial": serial,
     }
     created = remote(ctx).call("POST", "/devices", json=body)
     if as_json:

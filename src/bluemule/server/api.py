@@ -62,6 +62,11 @@ class DeviceIn(BaseModel):
     groups: list[Annotated[str, Field(pattern=NAME)]] = Field(default_factory=list)
     development: bool = False
     mobile_secret: str | None = Field(default=None, min_length=1, max_length=128)
+    serial: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Za-z]{6,64}$",
+        description="serial number from the label (its last 6 characters: the setup code)",
+    )
 
 
 class DeviceOut(BaseModel):
@@ -76,6 +81,7 @@ class DeviceOut(BaseModel):
     development: bool
     locked_release_id: int | None
     has_mobile_secret: bool
+    serial: str | None = None
     state: dict[str, Any]
     last_seen_at: datetime | None
 
@@ -153,6 +159,7 @@ def _device_out(device: Device) -> DeviceOut:
         development=device.development,
         locked_release_id=device.locked_release_id,
         has_mobile_secret=device.mobile_secret is not None,
+        serial=device.serial,
         state=dict(device.state),
         last_seen_at=device.last_seen_at and _utc(device.last_seen_at),
     )
@@ -272,6 +279,7 @@ def admin_router() -> APIRouter:
                 if body.mobile_secret is None
                 else state.secrets.seal(body.mobile_secret, device_id)
             ),
+            serial=None if body.serial is None else body.serial.upper(),
             state={},
         )
         session.add(device)

@@ -69,6 +69,9 @@ class Device(Base):
     locked_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
     mobile_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     """Encrypted at rest (AES-GCM, key in the data directory); never listed."""
+    serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The serial number on the label; its last 6 characters are the setup code a stock
+    device advertises in listening mode (migration 0008)."""
     state: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     """Last reported: Device OS, app version and SHA-256, assets, mode, release counter."""
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

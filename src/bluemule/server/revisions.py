@@ -44,13 +44,14 @@ DEVICE_FIELDS = (
     "development",
     "locked_release_id",
     "mobile_secret",
+    "serial",
     "state",
 )
 """Device columns a sync answer depends on (``last_seen_*`` and ``last_rssi`` are not)."""
 UPDATE_FIELDS = ("release_id", "state", "device_id")
 """Update-row columns sync gating depends on (not progress or reason)."""
 FLEET_TYPES = (Release, ReleasePart, Rollout)
-SYNC_FORMAT = 2
+SYNC_FORMAT = 3
 """Bumped when the sync body's format changes, so old ETags stop matching after an upgrade."""
 
 

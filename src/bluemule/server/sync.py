@@ -41,6 +41,12 @@ def relay_token_digest(request: Request) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
 
 
+def setup_code(serial: str) -> str:
+    """The setup code Device OS advertises: the serial number's last 6 characters, upper
+    case (the emulator uses its device id's last 6 as its serial's)."""
+    return serial[-6:].upper()
+
+
 def site_devices(session: Session, relay: Relay) -> list[Device]:
     """The devices at the relay's site."""
     return list(session.scalars(select(Device).where(Device.site_id == relay.site_id)))
@@ -61,7 +67,14 @@ class SyncDevice(BaseModel):
     """What one device should install."""
 
     device_id: str
+    platform_id: int
+    setup_code: str | None = Field(
+        default=None,
+        description="the last 6 characters of the device's serial number (upper case): what "
+        "it advertises in listening mode (Particle's manufacturer data); only when known",
+    )
     release_id: int
+    min_device_os: int = Field(description="the release's minimum Device OS (e.g. 6200)")
     allow_downgrade: bool
     manifest: str = Field(description="the signed manifest, base64")
     manifest_sha256: str
@@ -77,6 +90,10 @@ class SyncOut(BaseModel):
     """The desired state of the site's devices that do not run their desired release."""
 
     site: str
+    release_key: str = Field(
+        description="the server's Ed25519 manifest key (raw, base64); relays pin it at first "
+        "sync and check every manifest against it before using Device OS's control channel"
+    )
     devices: list[SyncDevice]
 
 
@@ -126,17 +143,22 @@ def sync_body(session: Session, state: ServerState, relay: Relay) -> bytes:
             parts[release.id] = [_part(p) for p in release.parts]
         item: dict[str, Any] = {
             "device_id": device.id,
+            "platform_id": device.platform_id,
             "release_id": release.id,
+            "min_device_os": release.min_device_os,
             "allow_downgrade": downgrade,
             "manifest": base64.b64encode(encoded).decode(),
             "manifest_sha256": hashlib.sha256(encoded).hexdigest(),
             "parts": parts[release.id],
         }
+        if device.serial is not None:
+            item["setup_code"] = setup_code(device.serial)
         if device.mobile_secret is not None and device.site_id == relay.site_id:
             secret = state.secrets.open(device.mobile_secret, device.id).encode()
             item["mobile_secret_sealed"] = seal_mobile_secret(relay_key, device.id, secret)
         items.append(item)
-    out = {"site": relay.site.name, "devices": items}
+    release_key = base64.b64encode(state.signing_key.public_key).decode()
+    out = {"site": relay.site.name, "release_key": release_key, "devices": items}
     return json.dumps(out, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -1,0 +1,127 @@
+"""Stock devices (no bluemule library) through the relay: the server on 127.0.0.1, a
+RelayAgent and emulated ``--stock`` Borons on Bumble's virtual link. The relay recognises
+Particle's setup advertising, opens the device's sealed mobile secret, verifies the
+signed manifest and the parts against the pinned key, and updates the device over Device
+OS's control channel; the server ends up showing ``confirmed_running``."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bluemule.relay.agent import RunSummary
+from bluemule.relay.config import LOGGER, StructuredFormatter
+from bluemule.server.models import DeviceUpdate
+from tests.relay.fleet import fleet
+from tests.server.conftest import Api
+from tests.server.test_relay_api import add_device, publish, upload
+from tests.support.live_server import LiveServer
+
+STOCK = "e00fce68000000000000a1b2"
+SECRET = "PX7M3K9QW2LRT4N"  # noqa: S105 - the test device's mobile secret
+WRONG = "WRONGWRONGWRONG"
+ASSETS = {"font.bin": bytes(range(256)) * 20, "lut.csv": b"0,1,2,3\n" * 200}
+
+
+def server_update(api: Api, device_id: str) -> tuple[str, str | None]:
+    with api.state.sessions() as session:
+        row = session.get(DeviceUpdate, device_id)
+        assert row is not None
+        return row.state, row.reason
+
+
+@contextmanager
+def captured_logs(token: str) -> Iterator[tuple[io.StringIO, list[logging.LogRecord]]]:
+    """The relay's log lines as the CLI writes them, and the raw records before scrubbing."""
+    text = io.StringIO()
+    records: list[logging.LogRecord] = []
+    formatted = logging.StreamHandler(text)
+    formatted.setFormatter(StructuredFormatter(as_json=True, secrets=(token,)))
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    raw = Keep()
+    old_level = LOGGER.level
+    LOGGER.setLevel(logging.DEBUG)
+    LOGGER.addHandler(formatted)
+    LOGGER.addHandler(raw)
+    try:
+        yield text, records
+    finally:
+        LOGGER.removeHandler(formatted)
+        LOGGER.removeHandler(raw)
+        LOGGER.setLevel(old_level)
+
+
+def run_relay(
+    api: Api, server: LiveServer, token: str, root: Path, rounds: int, **settings: Any
+) -> list[RunSummary]:
+    key = api.state.signing_key.public_key
+    summaries: list[RunSummary] = []
+
+    async def go() -> None:
+        async with fleet(root / "devices", [STOCK], key, stock={STOCK: SECRET}) as f:
+            agent = f.agent(server.url, token, root / "relay", **settings)
+            try:
+                for _ in range(rounds):
+                    summaries.append(await agent.run_once())
+            finally:
+                await agent.aclose()
+
+    asyncio.run(go())
+    return summaries
+
+
+def files_contain(root: Path, needle: bytes) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_a_stock_boron_gets_app_and_assets_over_the_control_channel(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, STOCK, mobile_secret=SECRET, serial=f"P40LAB{STOCK[-6:].upper()}")
+    release_id = upload(api, "v2", 2, assets=ASSETS)
+    publish(api, release_id, product_default=True)
+    app_sha = api.get(f"/api/admin/v1/releases/{release_id}").json()["app_sha256"]
+
+    with captured_logs(token) as (text, records):
+        summaries = run_relay(api, server, token, tmp_path, rounds=2)
+
+    (visit,) = summaries[0].devices
+    assert (visit.device_id, visit.connected, visit.update) == (STOCK, True, "applied"), visit
+    assert summaries[1].devices == []  # confirmed: nothing more to do
+    assert server_update(api, STOCK) == ("confirmed_running", None)
+    shown = api.get(f"/api/admin/v1/devices/{STOCK}").json()
+    assert shown["state"]["app_sha256"] == app_sha
+    assert shown["state"]["device_os_version"] == 6200
+    assert shown["serial"] == f"P40LAB{STOCK[-6:].upper()}"
+    # (c) the secret is nowhere the relay writes: cache, journal, logs (raw or formatted)
+    secret = SECRET.encode()
+    assert files_contain(tmp_path / "relay", secret) == []
+    assert SECRET not in text.getvalue()
+    for record in records:
+        assert SECRET not in repr(record.__dict__)
+    assert "stock_update_started" in text.getvalue()
+
+
+def test_a_wrong_secret_fails_with_a_name_once_then_backs_off(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, STOCK, mobile_secret=WRONG, serial=STOCK)
+    publish(api, upload(api, "v2", 2), product_default=True)
+
+    summaries = run_relay(api, server, token, tmp_path, rounds=3, retry_base=600.0)
+
+    first = summaries[0].devices
+    assert [(v.device_id, v.update) for v in first] == [(STOCK, "rejected")]
+    assert first[0].reason is not None and first[0].reason.startswith("WRONG_MOBILE_SECRET")
+    state, reason = server_update(api, STOCK)
+    assert state == "failed" and reason is not None and "WRONG_MOBILE_SECRET" in reason
+    assert summaries[1].devices == [] == summaries[2].devices  # one attempt, then backoff
