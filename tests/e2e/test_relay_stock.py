@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bluemule.relay.agent import RunSummary
 from bluemule.relay.config import LOGGER, StructuredFormatter
+from bluemule.relay.server_client import RejectedError
 from bluemule.server.models import DeviceUpdate
 from tests.relay.fleet import fleet
 from tests.server.conftest import Api
@@ -25,6 +29,7 @@ from tests.support.live_server import LiveServer
 STOCK = "e00fce68000000000000a1b2"
 SECRET = "PX7M3K9QW2LRT4N"  # noqa: S105 - the test device's mobile secret
 WRONG = "WRONGWRONGWRONG"
+PIN_ANOTHER = ("00" * 32, "release_key")
 ASSETS = {"font.bin": bytes(range(256)) * 20, "lut.csv": b"0,1,2,3\n" * 200}
 
 
@@ -125,3 +130,69 @@ def test_a_wrong_secret_fails_with_a_name_once_then_backs_off(
     state, reason = server_update(api, STOCK)
     assert state == "failed" and reason is not None and "WRONG_MOBILE_SECRET" in reason
     assert summaries[1].devices == [] == summaries[2].devices  # one attempt, then backoff
+
+
+def test_a_part_tampered_in_the_relay_cache_is_never_sent(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, STOCK, mobile_secret=SECRET, serial=STOCK)
+    release_id = upload(api, "v2", 2, assets=ASSETS)
+    publish(api, release_id, product_default=True)
+    key = api.state.signing_key.public_key
+    seen: dict[str, Any] = {}
+
+    async def go() -> None:
+        async with fleet(tmp_path / "devices", [STOCK], key, stock={STOCK: SECRET}) as f:
+            before = f.shown(STOCK)
+            agent = f.agent(server.url, token, tmp_path / "relay", retry_base=600.0)
+            try:
+                await agent.sync()
+                (update,) = agent.desired.values()
+                app_blob = agent.cache.root / update.parts[-1].sha256
+                data = bytearray(app_blob.read_bytes())
+                data[-1] ^= 1  # flipped on disk after the download was verified
+                app_blob.write_bytes(bytes(data))
+                seen["visits"] = await agent.ble_pass()
+                await agent.upload()
+            finally:
+                await agent.aclose()
+            seen["unchanged"] = f.shown(STOCK) == before
+
+    asyncio.run(go())
+    (visit,) = seen["visits"]
+    assert visit.update == "rejected" and visit.bytes_sent == 0
+    assert seen["unchanged"]  # not one module reached the device
+    state, reason = server_update(api, STOCK)
+    assert state == "failed" and reason is not None
+    # the cache re-hashes on read; trusted_release re-checks against the manifest as well
+    assert reason.startswith("UNTRUSTED: the cached copy cannot be read")
+
+
+def test_a_changed_release_key_is_refused(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, STOCK, mobile_secret=SECRET, serial=STOCK)
+    publish(api, upload(api, "v2", 2), product_default=True)
+    key = api.state.signing_key.public_key
+
+    async def go() -> str:
+        async with fleet(tmp_path / "devices", [STOCK], key, stock={STOCK: SECRET}) as f:
+            agent = f.agent(server.url, token, tmp_path / "relay")
+            try:
+                await agent.sync()
+                assert agent.journal.pinned_release_key() == key
+                agent.journal.pin_release_key(bytes(32))  # a pin is never replaced
+                assert agent.journal.pinned_release_key() == key
+                # as if the server now signed with another key: the relay pinned another
+                db = sqlite3.connect(agent.config.journal_path)
+                with db:
+                    db.execute("UPDATE sync_state SET value = ? WHERE key = ?", PIN_ANOTHER)
+                db.close()
+                agent.etag = None
+                with pytest.raises(RejectedError, match="release key changed"):
+                    await agent.sync()
+                return "refused"
+            finally:
+                await agent.aclose()
+
+    assert asyncio.run(go()) == "refused"
