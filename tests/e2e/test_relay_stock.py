@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
+from bluemule.emulator.apps import make_app
 from bluemule.relay.agent import RunSummary
 from bluemule.relay.config import LOGGER, StructuredFormatter
 from bluemule.relay.server_client import RejectedError
 from bluemule.server.models import DeviceUpdate
+from tests.particle_ctrl.test_plan import boron_system_part
 from tests.relay.fleet import fleet
 from tests.server.conftest import Api
 from tests.server.test_relay_api import add_device, publish, upload
@@ -66,22 +68,33 @@ def captured_logs(token: str) -> Iterator[tuple[io.StringIO, list[logging.LogRec
 
 
 def run_relay(
-    api: Api, server: LiveServer, token: str, root: Path, rounds: int, **settings: Any
-) -> list[RunSummary]:
+    api: Api,
+    server: LiveServer,
+    token: str,
+    root: Path,
+    rounds: int,
+    device_os: int = 6200,
+    **settings: Any,
+) -> tuple[list[RunSummary], dict[str, Any]]:
+    """``rounds`` of sync, BLE pass, upload; the summaries and the device's own view after."""
     key = api.state.signing_key.public_key
     summaries: list[RunSummary] = []
 
     async def go() -> None:
-        async with fleet(root / "devices", [STOCK], key, stock={STOCK: SECRET}) as f:
+        async with fleet(
+            root / "devices", [STOCK], key, stock={STOCK: SECRET}, device_os=device_os
+        ) as f:
             agent = f.agent(server.url, token, root / "relay", **settings)
             try:
                 for _ in range(rounds):
                     summaries.append(await agent.run_once())
             finally:
                 await agent.aclose()
+            shown.update(f.shown(STOCK))
 
+    shown: dict[str, Any] = {}
     asyncio.run(go())
-    return summaries
+    return summaries, shown
 
 
 def files_contain(root: Path, needle: bytes) -> list[Path]:
@@ -97,7 +110,7 @@ def test_a_stock_boron_gets_app_and_assets_over_the_control_channel(
     app_sha = api.get(f"/api/admin/v1/releases/{release_id}").json()["app_sha256"]
 
     with captured_logs(token) as (text, records):
-        summaries = run_relay(api, server, token, tmp_path, rounds=2)
+        summaries, _ = run_relay(api, server, token, tmp_path, rounds=2)
 
     (visit,) = summaries[0].devices
     assert (visit.device_id, visit.connected, visit.update) == (STOCK, True, "applied"), visit
@@ -122,7 +135,7 @@ def test_a_wrong_secret_fails_with_a_name_once_then_backs_off(
     add_device(api, STOCK, mobile_secret=WRONG, serial=STOCK)
     publish(api, upload(api, "v2", 2), product_default=True)
 
-    summaries = run_relay(api, server, token, tmp_path, rounds=3, retry_base=600.0)
+    summaries, _ = run_relay(api, server, token, tmp_path, rounds=3, retry_base=600.0)
 
     first = summaries[0].devices
     assert [(v.device_id, v.update) for v in first] == [(STOCK, "rejected")]
@@ -196,3 +209,35 @@ def test_a_changed_release_key_is_refused(
                 await agent.aclose()
 
     assert asyncio.run(go()) == "refused"
+
+
+def test_a_device_below_the_minimum_gets_the_system_part_first(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, STOCK, mobile_secret=SECRET, serial=STOCK)
+    system = boron_system_part(6300)
+    stored = api.post(
+        "/api/admin/v1/deviceos",
+        content=system,
+        params={"filename": "boron-system-part1@6.3.0.bin"},
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert stored.status_code == 201, stored.text
+    app = make_app("boron", device_os=6300, tag="v3", product_version=3)
+    created = api.upload(app, "v3.bin")
+    assert created.status_code == 201, created.text
+    assert created.json()["min_device_os"] == 6300
+    publish(api, created.json()["id"], product_default=True)
+
+    summaries, shown = run_relay(api, server, token, tmp_path, rounds=2, device_os=6200)
+
+    (visit,) = summaries[0].devices
+    assert visit.update == "applied", visit
+    assert visit.bytes_sent >= len(system)
+    assert summaries[1].devices == []
+    assert server_update(api, STOCK) == ("confirmed_running", None)
+    state = api.get(f"/api/admin/v1/devices/{STOCK}").json()["state"]
+    assert state["device_os_version"] == 6300
+    assert state["app_sha256"] == created.json()["app_sha256"]
+    assert shown["device_os_version"] == 6300
+    assert shown["app"]["sha256"] == created.json()["app_sha256"]

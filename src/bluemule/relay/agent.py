@@ -182,7 +182,9 @@ class RelayAgent:
             )
 
     def _needed_blobs(self) -> dict[str, int]:
-        return {p.sha256: p.size for d in self.desired.values() for p in d.parts}
+        return {
+            p.sha256: p.size for d in self.desired.values() for p in (*d.device_os_parts, *d.parts)
+        }
 
     async def fetch_blobs(self) -> int:
         """Download the blobs pending devices need; note ``cached_on_relay`` per device."""
@@ -207,7 +209,7 @@ class RelayAgent:
         return downloaded
 
     def _ready(self, update: DesiredUpdate) -> bool:
-        return all(self.cache.has(p.sha256) for p in update.parts)
+        return all(self.cache.has(p.sha256) for p in (*update.device_os_parts, *update.parts))
 
     async def upload(self) -> tuple[int, int]:
         """Upload everything owed, oldest first; returns (reports, events) the server took.

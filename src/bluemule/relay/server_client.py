@@ -70,6 +70,9 @@ class DesiredUpdate:
     setup_code: str | None = None
     """What the device advertises in listening mode (its serial number's last 6 characters)."""
     min_device_os: int = 0
+    device_os_parts: tuple[DesiredPart, ...] = ()
+    """Device OS modules to install first over the control channel (not in the manifest:
+    checked by SHA-256 from the sync answer and by :mod:`bluemule.image`)."""
     mobile_secret_sealed: str | None = field(default=None, repr=False)
     """Sealed for this relay (:mod:`bluemule.relay.sealed`); opened only right before a
     handshake, never stored or logged in clear."""
@@ -80,15 +83,7 @@ def parse_desired(body: dict[str, Any]) -> dict[str, DesiredUpdate]:
     out: dict[str, DesiredUpdate] = {}
     try:
         for item in body["devices"]:
-            parts = tuple(
-                DesiredPart(
-                    int(p["index"]),
-                    str(p["name"]),
-                    _matching(_HEX64, p["blob"], "blob"),
-                    _non_negative(p["size"]),
-                )
-                for p in sorted(item["parts"], key=lambda p: int(p["index"]))
-            )
+            parts = _parts(item["parts"])
             device_id = _matching(_DEVICE_ID, item["device_id"], "device id")
             out[device_id] = DesiredUpdate(
                 device_id,
@@ -99,11 +94,24 @@ def parse_desired(body: dict[str, Any]) -> dict[str, DesiredUpdate]:
                 platform_id=_optional_int(item.get("platform_id")),
                 setup_code=_optional_code(item.get("setup_code")),
                 min_device_os=_optional_int(item.get("min_device_os")) or 0,
+                device_os_parts=_parts(item.get("device_os_parts") or []),
                 mobile_secret_sealed=_optional_str(item.get("mobile_secret_sealed")),
             )
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise RejectedError(f"malformed sync body: {exc!r}") from None
     return out
+
+
+def _parts(items: Any) -> tuple[DesiredPart, ...]:
+    return tuple(
+        DesiredPart(
+            int(p["index"]),
+            str(p["name"]),
+            _matching(_HEX64, p["blob"], "blob"),
+            _non_negative(p["size"]),
+        )
+        for p in sorted(items, key=lambda p: int(p["index"]))
+    )
 
 
 def parse_release_key(body: dict[str, Any]) -> bytes | None:

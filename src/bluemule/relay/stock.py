@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bluemule.image import ModuleFunction
+from bluemule.image import ImageError, ModuleFunction, parse_module
 from bluemule.particle_ctrl.client import DeviceInfo
 from bluemule.particle_ctrl.plan import InputFile
 from bluemule.protocol.errors import ProtocolError
@@ -90,6 +90,37 @@ def trusted_release(
             raise TrustError(f"part {signed.name!r} does not match the signed manifest")
         files.append(InputFile(signed.name, data))
     return manifest, files
+
+
+def device_os_files(
+    update: DesiredUpdate, read_blob: Callable[[str], bytes], info: DeviceInfo, platform_id: int
+) -> list[InputFile]:
+    """The Device OS modules to send before the release, skipping what the device has.
+
+    They are not in the signed manifest (Particle's modules, not the fleet's): each is
+    checked against its SHA-256 in the sync answer and must be a bootloader or system part
+    of the device's platform with an intact CRC-32.
+
+    Raises:
+        TrustError: a module that is anything else.
+    """
+    files = []
+    for part in update.device_os_parts:
+        data = read_blob(part.sha256)
+        if hashlib.sha256(data).hexdigest() != part.sha256:
+            raise TrustError(f"Device OS module {part.name!r} does not match its SHA-256")
+        try:
+            module = parse_module(data)
+        except ImageError as exc:
+            raise TrustError(f"Device OS module {part.name!r}: {exc}") from None
+        if module.function not in (ModuleFunction.BOOTLOADER, ModuleFunction.SYSTEM_PART):
+            raise TrustError(f"{part.name!r} is not a bootloader or system part")
+        if module.prefix.platform_id != platform_id or not module.crc_ok:
+            raise TrustError(f"{part.name!r} is not an intact module for platform {platform_id}")
+        have = info.module(module.function, module.prefix.index)
+        if have is None or have.version < module.prefix.module_version:
+            files.append(InputFile(part.name, data))
+    return files
 
 
 def running_app_sha256(info: DeviceInfo) -> str | None:

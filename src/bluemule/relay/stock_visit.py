@@ -51,6 +51,7 @@ from bluemule.relay.server_client import DesiredUpdate
 from bluemule.relay.stock import (
     StockState,
     TrustError,
+    device_os_files,
     running_app_sha256,
     stock_candidates,
     trusted_release,
@@ -152,7 +153,7 @@ def _plan(
     if not agent.ready(update):
         return None
     try:
-        manifest, files = _trusted(agent, update)
+        manifest, files = _trusted(agent, update, info, platform)
     except TrustError as exc:
         agent.fail(update, f"UNTRUSTED: {exc}")
         visit.update, visit.reason = "rejected", str(exc)
@@ -215,15 +216,22 @@ async def _update(
         return
     visit.update, visit.bytes_sent = "applied", plan.total_bytes
     agent.report_update(update, "installed", progress=1.0)
-    running = None if result.device is None else running_app_sha256(result.device)
+    after = StockState(None, None) if result.device is None else StockState.of(result.device)
+    running = after.app_sha256
     if app_sha is None or running == app_sha:
-        agent.report_update(update, "confirmed_running", device_state={"app_sha256": running})
+        agent.report_update(update, "confirmed_running", device_state=after.to_json())
     else:
         agent.fail(update, f"NOT_RUNNING: the device reports app {running}")
 
 
-def _trusted(agent: RelayAgent, update: DesiredUpdate) -> tuple[Manifest, list[InputFile]]:
+def _trusted(
+    agent: RelayAgent, update: DesiredUpdate, info: DeviceInfo, platform: int
+) -> tuple[Manifest, list[InputFile]]:
+    """The verified manifest and every file to send: Device OS modules first."""
     try:
-        return trusted_release(update, agent.journal.pinned_release_key(), agent.cache.read)
+        manifest, files = trusted_release(
+            update, agent.journal.pinned_release_key(), agent.cache.read
+        )
+        return manifest, device_os_files(update, agent.cache.read, info, platform) + files
     except CacheError as exc:
         raise TrustError(f"the cached copy cannot be read: {exc}") from None

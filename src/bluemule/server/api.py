@@ -205,7 +205,7 @@ def _commit(session: Session, conflict: str) -> None:
         raise ConflictError(conflict) from None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProblemError(413, f"upload is {declared} bytes; the limit is {limit}")
@@ -320,7 +320,7 @@ def admin_router() -> APIRouter:
         notes: Annotated[str, Query(max_length=10_000)] = "",
     ) -> ReleaseOut:
         """Upload a Particle bundle (zip) or an application ``.bin`` as the raw body."""
-        data = await _read_body(request, state.settings.max_upload_bytes)
+        data = await read_body(request, state.settings.max_upload_bytes)
         if not data:
             raise InvalidContentError("the upload is empty")
         release = await run_in_threadpool(

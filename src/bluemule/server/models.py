@@ -131,6 +131,26 @@ class ReleasePart(Base):
     flags: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class DeviceOsPart(Base):
+    """A Device OS module (system part or bootloader) a relay may send to a stock device
+    over Device OS's control channel (``bluemule admin deviceos upload``, migration 0009)."""
+
+    __tablename__ = "deviceos_parts"
+    __table_args__ = (UniqueConstraint("platform_id", "function", "index", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_id: Mapped[int] = mapped_column(Integer)
+    function: Mapped[int] = mapped_column(Integer)  # bluemule.image.ModuleFunction
+    index: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    """Module version: for system parts the Device OS version number (6300 = 6.3.0)."""
+    bootloader_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The bootloader version a system part depends on, if it does."""
+    name: Mapped[str] = mapped_column(String(255))
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Event(Base):
     """A device event carried by a relay; ``id`` is the dedupe key (device id + sequence)."""
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bluemule.server.models import (
     Device,
+    DeviceOsPart,
     DeviceUpdate,
     FleetRevision,
     Release,
@@ -50,7 +51,7 @@ DEVICE_FIELDS = (
 """Device columns a sync answer depends on (``last_seen_*`` and ``last_rssi`` are not)."""
 UPDATE_FIELDS = ("release_id", "state", "device_id")
 """Update-row columns sync gating depends on (not progress or reason)."""
-FLEET_TYPES = (Release, ReleasePart, Rollout)
+FLEET_TYPES = (Release, ReleasePart, Rollout, DeviceOsPart)
 SYNC_FORMAT = 3
 """Bumped when the sync body's format changes, so old ETags stop matching after an upgrade."""
 

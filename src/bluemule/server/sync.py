@@ -26,7 +26,16 @@ from bluemule.server.desired import (
     manifest_allows_downgrade,
     needs_update,
 )
-from bluemule.server.models import Device, FleetRevision, Relay, Release, ReleasePart, Site
+from bluemule.server.deviceos import needed_parts, sync_part
+from bluemule.server.models import (
+    Device,
+    DeviceOsPart,
+    FleetRevision,
+    Relay,
+    Release,
+    ReleasePart,
+    Site,
+)
 from bluemule.server.problems import UnauthorizedError
 from bluemule.server.revisions import sync_etag
 from bluemule.server.rollouts_api import withheld
@@ -63,6 +72,17 @@ class SyncPart(BaseModel):
     sha256: str
 
 
+class SyncDeviceOsPart(BaseModel):
+    """A Device OS module (bootloader or system part) from ``bluemule admin deviceos``."""
+
+    index: int
+    kind: Literal["bootloader", "system_part"]
+    name: str
+    blob: str
+    size: int
+    version: int
+
+
 class SyncDevice(BaseModel):
     """What one device should install."""
 
@@ -79,6 +99,11 @@ class SyncDevice(BaseModel):
     manifest: str = Field(description="the signed manifest, base64")
     manifest_sha256: str
     parts: list[SyncPart]
+    device_os_parts: list[SyncDeviceOsPart] = Field(
+        default_factory=list,
+        description="Device OS modules to install first over the control channel, in order: "
+        "only for a device whose reported Device OS is below min_device_os (or unknown)",
+    )
     mobile_secret_sealed: str | None = Field(
         default=None,
         description="the device's mobile secret sealed for this relay "
@@ -134,6 +159,7 @@ def sync_body(session: Session, state: ServerState, relay: Relay) -> bytes:
     items: list[dict[str, Any]] = []
     parts: dict[int, list[dict[str, Any]]] = {}
     relay_key = sealing_key(bytes.fromhex(relay.token_sha256))
+    os_parts = list(session.scalars(select(DeviceOsPart)))
     for device in devices:
         release = desired[device.id]
         if release is None or not needs_update(device, release) or device.id in gated:
@@ -151,6 +177,8 @@ def sync_body(session: Session, state: ServerState, relay: Relay) -> bytes:
             "manifest_sha256": hashlib.sha256(encoded).hexdigest(),
             "parts": parts[release.id],
         }
+        if needed := needed_parts(os_parts, device, release):
+            item["device_os_parts"] = [sync_part(i, p) for i, p in enumerate(needed)]
         if device.serial is not None:
             item["setup_code"] = setup_code(device.serial)
         if device.mobile_secret is not None and device.site_id == relay.site_id:
