@@ -241,3 +241,26 @@ def test_a_device_below_the_minimum_gets_the_system_part_first(
     assert state["app_sha256"] == created.json()["app_sha256"]
     assert shown["device_os_version"] == 6300
     assert shown["app"]["sha256"] == created.json()["app_sha256"]
+
+
+def test_without_a_serial_the_relay_asks_the_device_its_id(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    ghost = "e00fce68000000000000a0a0"  # sorts first, same platform, not in range
+    add_device(api, ghost, mobile_secret=WRONG)
+    add_device(api, STOCK, mobile_secret=SECRET)  # no serial: no setup code in sync
+    release_id = upload(api, "v2", 2)
+    publish(api, release_id, product_default=True)
+
+    summaries, shown = run_relay(api, server, token, tmp_path, rounds=2)
+
+    (visit,) = summaries[0].devices
+    assert (visit.device_id, visit.update) == (STOCK, "applied"), visit
+    assert server_update(api, STOCK) == ("confirmed_running", None)
+    # the failed guess is not the ghost's failure: it stays merely cached
+    assert server_update(api, ghost) == ("cached_on_relay", None)
+    assert summaries[1].devices == []  # the guess backs off; the device is confirmed
+    assert (
+        shown["app"]["sha256"]
+        == api.get(f"/api/admin/v1/releases/{release_id}").json()["app_sha256"]
+    )
