@@ -7,6 +7,7 @@ OS's control channel; the server ends up showing ``confirmed_running``."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import logging
 import sqlite3
@@ -19,7 +20,7 @@ import pytest
 
 from bluemule.emulator.apps import make_app
 from bluemule.relay.agent import RunSummary
-from bluemule.relay.config import LOGGER, StructuredFormatter
+from bluemule.relay.config import LOGGER, MaintenanceWindow, StructuredFormatter
 from bluemule.relay.server_client import RejectedError
 from bluemule.server.models import DeviceUpdate
 from tests.particle_ctrl.test_plan import boron_system_part
@@ -264,3 +265,23 @@ def test_without_a_serial_the_relay_asks_the_device_its_id(
         shown["app"]["sha256"]
         == api.get(f"/api/admin/v1/releases/{release_id}").json()["app_sha256"]
     )
+
+
+def test_outside_the_window_a_stock_device_is_sighted_once_not_polled(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    add_device(api, STOCK, mobile_secret=SECRET, serial=STOCK)
+    release_id = upload(api, "v2", 2)
+    publish(api, release_id, product_default=True)
+    app_sha = api.get(f"/api/admin/v1/releases/{release_id}").json()["app_sha256"]
+    hour = dt.datetime.now(dt.UTC).hour
+    closed = MaintenanceWindow.parse(f"{(hour + 1) % 24:02d}:00-{(hour + 2) % 24:02d}:00")
+
+    summaries, shown = run_relay(api, server, token, tmp_path, rounds=3, maintenance_window=closed)
+
+    assert [len(s.devices) for s in summaries] == [1, 0, 0]  # one handshake, then quiet
+    (visit,) = summaries[0].devices
+    assert visit.connected and visit.update is None
+    assert server_update(api, STOCK) == ("cached_on_relay", None)
+    assert api.get(f"/api/admin/v1/devices/{STOCK}").json()["state"]["device_os_version"] == 6200
+    assert (shown["app"] or {}).get("sha256") != app_sha  # nothing was sent

@@ -451,6 +451,17 @@ class RelayAgent:
         """Unix time from the agent's clock."""
         return self._now()
 
+    def visit_due(self, update: DesiredUpdate) -> bool:
+        """Worth a connection now: its update can start, or no sighting for a while."""
+        if self._ready(update) and self.update_allowed_now():
+            return True
+        last = self._visited.get(update.device_id)
+        return last is None or time.monotonic() - last >= self.config.sighting_interval
+
+    def mark_visited(self, device_id: str) -> None:
+        """A connection to the device succeeded now."""
+        self._visited[device_id] = time.monotonic()
+
     def ready(self, update: DesiredUpdate) -> bool:
         """Every part of ``update`` is in the blob cache."""
         return self._ready(update)

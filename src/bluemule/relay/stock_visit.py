@@ -74,9 +74,11 @@ async def visit_stock(agent: RelayAgent, sighting: StockSighting) -> DeviceVisit
         if agent.stock_backoff.get((update.device_id, sighting.address), 0.0) > now:
             return True
         checkpoint = agent.journal.checkpoint(update.device_id, update.release_id)
-        return checkpoint is not None and (
+        if checkpoint is not None and (
             checkpoint.stage == "confirmed_running" or checkpoint.retry_at > now
-        )
+        ):
+            return True
+        return not agent.visit_due(update)
 
     candidates, named = stock_candidates(sighting, agent.desired, backed_off)
     if not candidates:
@@ -105,6 +107,7 @@ async def visit_stock(agent: RelayAgent, sighting: StockSighting) -> DeviceVisit
             agent.stock_backoff[(update.device_id, sighting.address)] = now + agent.config.retry_max
             continue
         visit.connected = True
+        agent.mark_visited(update.device_id)
         agent.report_sighting(update.device_id, sighting.rssi, StockState.of(info).to_json())
         await _update(agent, visit, update, info, opener=opener, platform=sighting.platform_id)
         return visit
