@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from bluemule.relay.agent import RelayAgent
 
 HANDSHAKE_TIMEOUT = 10.0
+MIN_LINK_BACKOFF = 5.0
+"""Seconds before another handshake with a device whose connection or handshake broke."""
 _LINK_ERRORS = (TransportError, OSError, TimeoutError, ChannelError, HandshakeError)
 
 
@@ -101,6 +103,8 @@ async def visit_stock(agent: RelayAgent, sighting: StockSighting) -> DeviceVisit
         except (*_LINK_ERRORS, ParticleCtrlError) as exc:
             visit.reason = f"control channel: {type(exc).__name__}: {exc}"
             log_event("stock_connect_failed", 30, device=update.device_id, error=visit.reason)
+            pause = max(agent.config.retry_base, MIN_LINK_BACKOFF)
+            agent.stock_backoff[(update.device_id, sighting.address)] = now + pause
             return visit
         if info.device_id != update.device_id:
             visit.reason = f"the device says it is {info.device_id}"
