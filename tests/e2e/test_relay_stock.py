@@ -285,3 +285,40 @@ def test_outside_the_window_a_stock_device_is_sighted_once_not_polled(
     assert server_update(api, STOCK) == ("cached_on_relay", None)
     assert api.get(f"/api/admin/v1/devices/{STOCK}").json()["state"]["device_os_version"] == 6200
     assert (shown["app"] or {}).get("sha256") != app_sha  # nothing was sent
+
+
+def test_a_bluemule_device_below_the_minimum_gets_device_os_over_the_control_channel(
+    api: Api, server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    device = "e00fce68000000000000b0b0"
+    add_device(api, device, mobile_secret=SECRET)
+    stored = api.post(
+        "/api/admin/v1/deviceos",
+        content=boron_system_part(6300),
+        params={"filename": "boron-system-part1@6.3.0.bin"},
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert stored.status_code == 201, stored.text
+    created = api.upload(make_app("boron", device_os=6300, tag="v3", product_version=3), "v3.bin")
+    assert created.status_code == 201, created.text
+    publish(api, created.json()["id"], product_default=True)
+    key = api.state.signing_key.public_key
+    seen: dict[str, Any] = {}
+
+    async def go() -> None:
+        async with fleet(
+            tmp_path / "devices", [device], key, secrets={device: SECRET}, device_os=6200
+        ) as f:
+            agent = f.agent(server.url, token, tmp_path / "relay")
+            try:
+                seen["first"] = await agent.run_once()
+            finally:
+                await agent.aclose()
+            seen["shown"] = f.shown(device)
+
+    asyncio.run(go())
+    (visit,) = seen["first"].devices
+    assert visit.update == "applied", visit  # Device OS by the control channel, app by ours
+    assert seen["shown"]["device_os_version"] == 6300
+    assert seen["shown"]["app"]["sha256"] == created.json()["app_sha256"]
+    assert server_update(api, device) == ("confirmed_running", None)

@@ -65,11 +65,14 @@ async def fleet(
     *,
     distrusting: Sequence[str] = (),
     stock: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
     device_os: int = 6200,
 ) -> AsyncIterator[Fleet]:
     """Boron devices trusting the key ``trusted`` (those in ``distrusting`` trust another);
-    ``stock`` maps device ids to the mobile secret of a ``--stock`` device (no library)."""
+    ``stock`` maps device ids to the mobile secret of a ``--stock`` device (no library),
+    ``secrets`` gives bluemule devices their mobile secret."""
     stock = stock or {}
+    secrets = {**(secrets or {}), **stock}
     async with VirtualLink() as link:
         out = Fleet(link, root)
         try:
@@ -81,8 +84,8 @@ async def fleet(
                     stock=device_id in stock,
                     device_os=device_os,
                 )
-                if device_id in stock:
-                    update_settings(root / device_id, mobile_secret=stock[device_id])
+                if device_id in secrets:
+                    update_settings(root / device_id, mobile_secret=secrets[device_id])
                 set_trusted_keys(device, [OTHER_KEY if device_id in distrusting else trusted])
                 peripheral = EmulatedPeripheral(device)
                 await link.add_peripheral(peripheral.gatt_spec(), peripheral)

@@ -305,6 +305,11 @@ class RelayAgent:
             visit.events = await self._drain_events(link)
             # the desired state may have changed while the events drained: decide now
             if update := self._update_due(visit.device_id, status.release_counter):
+                from bluemule.relay.stock_visit import device_os_first  # noqa: PLC0415
+
+                if (fresh := await device_os_first(self, visit, update, status, link)) is None:
+                    return visit
+                link, status = fresh
                 await self._update(visit, update, status, link, connect)
         except (TransportError, OSError, TimeoutError, ProtocolError) as exc:
             visit.reason = f"link: {exc}"

@@ -17,13 +17,14 @@ backs off that (device, address) pair for ``retry_max`` seconds.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from bluemule.particle_ctrl.client import (
     DeviceInfo,
     DeviceUnreachableError,
     FlashEvent,
+    FlashResult,
     NotAppliedError,
     OpenChannel,
     StepDone,
@@ -41,7 +42,9 @@ from bluemule.particle_ctrl.errors import (
 )
 from bluemule.particle_ctrl.plan import InputFile, Plan, PlanError, make_plan
 from bluemule.particle_ctrl.stream import ControlChannel
+from bluemule.protocol.constants import STATUS_UUID
 from bluemule.protocol.manifest import Manifest
+from bluemule.protocol.messages import DeviceStatus, decode_status
 from bluemule.relay.agent import DeviceVisit
 from bluemule.relay.cache import CacheError
 from bluemule.relay.config import log_event, scrub_from_logs
@@ -56,12 +59,13 @@ from bluemule.relay.stock import (
     stock_candidates,
     trusted_release,
 )
-from bluemule.transport.base import TransportError
+from bluemule.transport.base import CentralLink, TransportError
 
 if TYPE_CHECKING:
     from bluemule.relay.agent import RelayAgent
 
 HANDSHAKE_TIMEOUT = 10.0
+WRONG_SECRET = "WRONG_MOBILE_SECRET: the device's key confirmation does not match"  # noqa: S105 - a reason, not a secret
 MIN_LINK_BACKOFF = 5.0
 """Seconds before another handshake with a device whose connection or handshake broke."""
 _LINK_ERRORS = (TransportError, OSError, TimeoutError, ChannelError, HandshakeError)
@@ -142,7 +146,7 @@ def _handshake_refused(
     named: bool,
     visit: DeviceVisit,
 ) -> None:
-    visit.reason = "WRONG_MOBILE_SECRET: the device's key confirmation does not match"
+    visit.reason = WRONG_SECRET
     if named:  # the setup code says it is this device: the server's secret is wrong
         agent.fail(update, visit.reason)
         visit.update = "rejected"
@@ -205,21 +209,8 @@ async def _update(
                 agent.report_update(update, "transferring", progress=min(fraction, 1.0))
 
     log_event("stock_update_started", device=update.device_id, steps=len(plan.steps))
-    try:
-        result = await flash(
-            plan, opener, on_event, come_back_timeout=agent.update_policy.reboot_timeout
-        )
-    except UpdateRefusedError as exc:
-        agent.fail(update, f"{exc.name}: {exc}")
-        visit.update, visit.reason = "rejected", exc.name
-        return
-    except (NotAppliedError, WrongMobileSecretError, SealedSecretError) as exc:
-        agent.fail(update, f"{type(exc).__name__}: {exc}")
-        visit.update, visit.reason = "rejected", str(exc)
-        return
-    except (DeviceUnreachableError, *_LINK_ERRORS, ParticleCtrlError) as exc:
-        agent.interrupted(update, f"{type(exc).__name__}: {exc}")
-        visit.update, visit.reason = "interrupted", str(exc)
+    result = await _flash(agent, visit, update, plan, opener, on_event=on_event)
+    if result is None:
         return
     visit.update, visit.bytes_sent = "applied", plan.total_bytes
     agent.report_update(update, "installed", progress=1.0)
@@ -229,6 +220,32 @@ async def _update(
         agent.report_update(update, "confirmed_running", device_state=after.to_json())
     else:
         agent.fail(update, f"NOT_RUNNING: the device reports app {running}")
+
+
+async def _flash(
+    agent: RelayAgent,
+    visit: DeviceVisit,
+    update: DesiredUpdate,
+    plan: Plan,
+    opener: OpenChannel,
+    *,
+    on_event: Callable[[FlashEvent], None] | None = None,
+) -> FlashResult | None:
+    """Run ``plan``; a refusal or a broken channel is reported and gives None."""
+    try:
+        return await flash(
+            plan, opener, on_event, come_back_timeout=agent.update_policy.reboot_timeout
+        )
+    except UpdateRefusedError as exc:
+        agent.fail(update, f"{exc.name}: {exc}")
+        visit.update, visit.reason = "rejected", exc.name
+    except (NotAppliedError, WrongMobileSecretError, SealedSecretError) as exc:
+        agent.fail(update, f"{type(exc).__name__}: {exc}")
+        visit.update, visit.reason = "rejected", str(exc)
+    except (DeviceUnreachableError, *_LINK_ERRORS, ParticleCtrlError) as exc:
+        agent.interrupted(update, f"{type(exc).__name__}: {exc}")
+        visit.update, visit.reason = "interrupted", str(exc)
+    return None
 
 
 def _trusted(
@@ -242,3 +259,80 @@ def _trusted(
         return manifest, device_os_files(update, agent.cache.read, info, platform) + files
     except CacheError as exc:
         raise TrustError(f"the cached copy cannot be read: {exc}") from None
+
+
+def needs_device_os_first(agent: RelayAgent, update: DesiredUpdate, device_os: int) -> bool:
+    """A bluemule device below its release's minimum Device OS, which the relay can fix
+    over the control channel (modules in sync, a sealed secret, a control connector)."""
+    return (
+        device_os < update.min_device_os
+        and bool(update.device_os_parts)
+        and update.mobile_secret_sealed is not None
+        and agent.control_connector_factory is not None
+    )
+
+
+async def _device_os_plan(
+    agent: RelayAgent,
+    visit: DeviceVisit,
+    update: DesiredUpdate,
+    opener: OpenChannel,
+    platform: int,
+) -> Plan | None:
+    """Handshake, check the device's id, plan the Device OS modules it lacks."""
+    try:
+        async with opener() as channel:
+            info = await device_info(channel)
+        if info.device_id != update.device_id:
+            raise TrustError(f"the device says it is {info.device_id}")
+        files = device_os_files(update, agent.cache.read, info, platform)
+        return make_plan(files, info.state(platform))
+    except WrongMobileSecretError:
+        visit.update, visit.reason = "rejected", WRONG_SECRET
+        agent.fail(update, WRONG_SECRET)
+    except (TrustError, CacheError, PlanError, SealedSecretError) as exc:
+        agent.fail(update, f"{type(exc).__name__}: {exc}")
+        visit.update, visit.reason = "rejected", str(exc)
+    except (*_LINK_ERRORS, ParticleCtrlError) as exc:
+        visit.reason = f"control channel: {type(exc).__name__}: {exc}"
+        agent.interrupted(update, visit.reason)
+    return None
+
+
+async def install_device_os(
+    agent: RelayAgent, visit: DeviceVisit, update: DesiredUpdate, platform: int
+) -> bool:
+    """Install the Device OS modules ``update`` lists over the control channel of the
+    device at ``visit.address`` (a bluemule device: its app goes over bluemule's protocol
+    afterwards). True when the device now reports them; otherwise reported and False."""
+    assert agent.control_connector_factory is not None
+    opener = _opener(agent, update, agent.control_connector_factory(visit.address))
+    plan = await _device_os_plan(agent, visit, update, opener, platform)
+    if plan is None:
+        return False
+    if plan.steps:
+        log_event("device_os_started", device=update.device_id, steps=len(plan.steps))
+        if await _flash(agent, visit, update, plan, opener) is None:
+            return False
+        visit.bytes_sent += plan.total_bytes
+    return True
+
+
+async def device_os_first(
+    agent: RelayAgent,
+    visit: DeviceVisit,
+    update: DesiredUpdate,
+    status: DeviceStatus,
+    link: CentralLink,
+) -> tuple[CentralLink, DeviceStatus] | None:
+    """For a bluemule device below its release's minimum Device OS: leave bluemule's link,
+    install the Device OS modules over the control channel, reconnect and re-read STATUS.
+    Returns the link and status to continue with (unchanged when nothing was needed), or
+    None when the Device OS step failed (reported)."""
+    if not needs_device_os_first(agent, update, status.device_os_version):
+        return link, status
+    await link.disconnect()  # Device OS's channel takes its own connection
+    if not await install_device_os(agent, visit, update, status.platform_id):
+        return None
+    link = await agent.connector_factory(visit.address)()
+    return link, decode_status(await link.read(STATUS_UUID))
