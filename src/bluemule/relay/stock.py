@@ -46,7 +46,8 @@ def stock_candidates(
 ) -> tuple[list[DesiredUpdate], bool]:
     """The devices ``sighting`` may be, best first, and whether the setup code named it.
 
-    A device whose setup code (from the server) matches is the only candidate. Otherwise
+    The devices whose setup code (from the server) matches are the only candidates (two
+    serials can end alike; the device's id tells them apart). Otherwise
     the devices of the same platform that have a sealed secret and no known setup code,
     at most ``limit``, in device-id order. Devices ``backed_off`` are left out.
     """
@@ -57,7 +58,7 @@ def stock_candidates(
     ]
     named = [u for u in same_platform if u.setup_code == sighting.setup_code]
     if named:
-        return [u for u in named[:1] if not backed_off(u)], True
+        return [u for u in named if not backed_off(u)][:limit], True
     unnamed = [u for u in same_platform if u.setup_code is None and not backed_off(u)]
     return unnamed[:limit], False
 
