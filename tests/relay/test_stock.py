@@ -81,7 +81,7 @@ def test_the_setup_code_names_the_device() -> None:
     # two serials ending alike: both are candidates (the device's id tells them apart)
     twin = desired("e00fce680000000000000003", code="A1B2C3")
     both = stock_candidates(
-        StockSighting("AA", 13, "A1B2C3", 0), {**pool, "t": twin}, lambda _: False
+        StockSighting("AA", 13, "A1B2C3", 0), {**pool, twin.device_id: twin}, lambda _: False
     )
     assert both == ([named, twin], True)
     # named but backing off: nobody is tried
