@@ -45,6 +45,8 @@ COVERED = {
     "admin device show": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin release upload": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin release list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin deviceos upload": "tests/server/test_server_cli.py::test_server_and_admin_commands",
+    "admin deviceos list": "tests/server/test_server_cli.py::test_server_and_admin_commands",
     "admin webhook add": "tests/server/test_webhooks_cli.py::test_webhook_commands",
     "admin webhook list": "tests/server/test_webhooks_cli.py::test_webhook_commands",
     "admin webhook remove": "tests/server/test_webhooks_cli.py::test_webhook_commands",

@@ -398,3 +398,12 @@ def test_m_som_tinker_needs_its_device_os() -> None:
     newer = DeviceState(35, (DeviceModule(SYSTEM, 1, 6305), DeviceModule(BOOTLOADER, 0, 3000)))
     plan = make_plan([fixture("binaries/tinker-6.3.4-msom.bin")], newer)
     assert [(s.kind, s.index, s.size) for s in plan.steps] == [("user_part", 1, 57344)]
+
+
+def test_a_compressed_app_is_checked_by_its_inflated_sha256() -> None:
+    """The device reports the installed (inflated) module's SHA-256, not the packed one's."""
+    app = make_app("boron", library=False, tag="packed")
+    packed = compress_module(parse_module(app))
+    (step,) = make_plan([InputFile("app.bin", packed)], boron()).steps
+    assert step.data == packed
+    assert step.sha256 == parse_module(app).suffix.sha256 != parse_module(packed).suffix.sha256

@@ -18,6 +18,7 @@ from bluemule.relay.config import (
     build_config,
     read_config_file,
     redact,
+    scrub_from_logs,
 )
 from bluemule.relay.scan import advertisement_from_manufacturer_data
 
@@ -106,3 +107,13 @@ def test_bleak_manufacturer_data_is_read_as_the_advertisement() -> None:
     (company,) = struct.unpack_from("<H", raw)  # bleak keys the data by company id
     assert advertisement_from_manufacturer_data(company, raw[2:]) == advert
     assert advertisement_from_manufacturer_data(0x004C, raw[2:]) is None
+
+
+def test_an_opened_mobile_secret_is_scrubbed_from_every_line() -> None:
+    opened = "QW7M3K9PX2LRT4N"
+    formatter = StructuredFormatter(as_json=False, secrets=(TOKEN,))
+    before = formatter.format(record("visit", error=f"handshake with {opened} failed"))
+    assert opened in before  # unknown to the formatter until the relay opened it
+    scrub_from_logs(opened)
+    line = formatter.format(record("visit", error=f"handshake with {opened} failed"))
+    assert opened not in line and 'error="handshake with *** failed"' in line

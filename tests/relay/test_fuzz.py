@@ -42,6 +42,11 @@ VALID_ITEM: dict[str, Any] = {
     "manifest": base64.b64encode(b"manifest").decode(),
     "manifest_sha256": "ab" * 32,
     "parts": [{"index": 0, "name": "app.bin", "blob": "CD" * 32, "size": 10}],
+    "platform_id": 13,
+    "setup_code": "A1B2C3",
+    "min_device_os": 6300,
+    "device_os_parts": [{"index": 0, "name": "sp.bin", "blob": "EF" * 32, "size": 20}],
+    "mobile_secret_sealed": "AQID",
 }
 
 

@@ -105,7 +105,8 @@ def test_sync_signed_manifest_etag_and_stable_body(api: Api) -> None:
     token = add_relay(api, "gw", "north")
     add_device(api, NORTH[0], groups=["beta"], mobile_secret="SECRET-0123456")  # noqa: S106
     release_id = upload(api, "v2", 2, ASSETS)
-    assert sync(api, token) == {"site": "north", "devices": []}
+    release_key = base64.b64encode(api.state.signing_key.public_key).decode()
+    assert sync(api, token) == {"site": "north", "release_key": release_key, "devices": []}
     result = publish(api, release_id, groups=["beta"])
     assert result["impacted"] == {"count": 1, "device_ids": [NORTH[0]]}
     first = relay_call(api, token, "GET", "/sync")

@@ -19,6 +19,7 @@ from bluemule.emulator import make_app
 from bluemule.image import write_bundle
 from bluemule.server.config import Settings
 from tests.image.fixtures import BUNDLES
+from tests.particle_ctrl.test_plan import boron_system_part
 
 BLUEMULE = str(Path(sys.executable).parent / "bluemule")
 DEVICE = "e00fce681234567890abcdef"
@@ -133,6 +134,27 @@ def test_server_and_admin_commands(
     releases = admin(url, token, "release", "list", "--json")
     assert [r["id"] for r in json.loads(releases.stdout)] == [2, 1]
     assert "release 2: boron" in admin(url, token, "release", "list").stdout
+
+    system = tmp_path / "boron-system-part1@6.3.0.bin"
+    system.write_bytes(boron_system_part(6300))
+    stored = admin(url, token, "deviceos", "upload", system)
+    assert stored.returncode == 0, stored.stderr
+    assert stored.stdout.startswith("stored boron    system_part 1 v6300")
+    again = admin(url, token, "deviceos", "upload", system)
+    assert again.returncode == 2 and "already stored" in again.stderr
+    assert "Traceback" not in again.stderr
+    not_os = admin(url, token, "deviceos", "upload", bundle)
+    assert not_os.returncode == 2 and "boron.zip" in not_os.stderr
+    listed_os = admin(url, token, "deviceos", "list", "--json")
+    assert [(p["kind"], p["version"]) for p in json.loads(listed_os.stdout)] == [
+        ("system_part", 6300)
+    ]
+    assert "system_part 1 v6300" in admin(url, token, "deviceos", "list").stdout
+    serial = admin(
+        url, token, "device", "add", "e00fce68000000000000a1b2", "--platform", "boron",
+        "--site", "north", "--serial", "P40LAB123ABC", "--json",
+    )  # fmt: skip
+    assert serial.returncode == 0 and json.loads(serial.stdout)["serial"] == "P40LAB123ABC"
 
     # refusals: one line on stderr, exit 2, nothing stored
     bad = admin(url, token, "release", "upload", BUNDLES / "bundle-asset-hash-no-match.zip")

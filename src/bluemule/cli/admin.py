@@ -156,6 +156,9 @@ def _device_line(d: dict[str, Any]) -> str:
 @click.option("--product", "product_id", type=int, help="Particle product id.")
 @click.option("--development", is_flag=True, help="A development device.")
 @click.option("--mobile-secret", help="The device's mobile secret (stored encrypted).")
+@click.option(
+    "--serial", help="Serial number from the label (its last 6 characters: the setup code)."
+)
 @json_option
 @click.pass_context
 def device_add(
@@ -167,6 +170,7 @@ def device_add(
     product_id: int | None,
     development: bool,
     mobile_secret: str | None,
+    serial: str | None,
     as_json: bool,
 ) -> None:
     """Register a device."""
@@ -178,6 +182,7 @@ def device_add(
         "product_id": product_id,
         "development": development,
         "mobile_secret": mobile_secret,
+        "serial": serial,
     }
     created = remote(ctx).call("POST", "/devices", json=body)
     if as_json:
@@ -334,3 +339,56 @@ def device_unlock(ctx: click.Context, device_id: str, as_json: bool) -> None:
     else:
         wanted = result["desired_release_id"]
         click.echo(f"{result['device']['id']} unlocked; desired release: {wanted or 'none'}")
+
+
+@admin.group()
+def deviceos() -> None:
+    """Device OS modules (system parts, bootloaders) for stock devices."""
+
+
+def _deviceos_line(p: dict[str, Any]) -> str:
+    return (
+        f"{p['platform']:<8} {p['kind']:<11} {p['index']} v{p['version']:<6} "
+        f"{p['size']} bytes  {p['name']}"
+    )
+
+
+@deviceos.command("upload")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def deviceos_upload(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> None:
+    """Upload system part and bootloader modules (.bin), one by one, in the order given."""
+    contents = []
+    for file in files:
+        try:
+            contents.append((file.name, file.read_bytes()))
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc.strerror or exc}")
+    stored = [
+        remote(ctx).call(
+            "POST",
+            "/deviceos",
+            content=data,
+            params={"filename": name},
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        for name, data in contents
+    ]
+    if as_json:
+        emit_json(stored)
+    else:
+        click.echo("\n".join(f"stored {_deviceos_line(p)}" for p in stored))
+
+
+@deviceos.command("list")
+@json_option
+@click.pass_context
+def deviceos_list(ctx: click.Context, as_json: bool) -> None:
+    """List stored Device OS modules."""
+    stored = remote(ctx).call("GET", "/deviceos")
+    if as_json:
+        emit_json(stored)
+        return
+    for p in stored:
+        click.echo(_deviceos_line(p))

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from bluemule.cli.common import ExitCode, emit_json, fail, quiet_bumble
-from bluemule.relay.agent import ConnectorFactory, RelayAgent, RunSummary
+from bluemule.relay.agent import RelayAgent, RunSummary
 from bluemule.relay.config import (
     ConfigError,
     RelayConfig,
@@ -25,7 +25,7 @@ from bluemule.relay.config import (
     setup_logging,
 )
 from bluemule.relay.journal import Journal, JournalError
-from bluemule.relay.scan import BleakScanner, BumbleScanner, Scanner
+from bluemule.relay.scan import BleakScanner, BumbleScanner
 from bluemule.relay.server_client import RejectedError, Unauthorized
 from bluemule.transport.base import TransportError
 
@@ -175,24 +175,27 @@ def status(cache_dir: Path, as_json: bool) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _ble(config: RelayConfig) -> AsyncIterator[tuple[Scanner, ConnectorFactory]]:
+async def _ble(config: RelayConfig) -> AsyncIterator[BumbleScanner | BleakScanner]:
     if config.transport == "ble":
         from bluemule.transport.bleak_link import require_bleak  # noqa: PLC0415
 
         require_bleak()  # a missing extra is a one-line error now, not in the loop
-        bleak_scanner = BleakScanner()
-        yield bleak_scanner, bleak_scanner.connector
+        yield BleakScanner()
         return
     from bluemule.transport.bumble_link import open_central  # noqa: PLC0415
 
     async with open_central(config.transport.removeprefix("bumble:")) as central:
-        scanner = BumbleScanner(central)
-        yield scanner, scanner.connector
+        yield BumbleScanner(central)
 
 
 async def _main(config: RelayConfig, *, once: bool) -> RunSummary | None:
-    async with _ble(config) as (scanner, connector_factory):
-        agent = RelayAgent(config, scanner, connector_factory)
+    async with _ble(config) as scanner:
+        agent = RelayAgent(
+            config,
+            scanner,
+            scanner.connector,
+            control_connector_factory=scanner.control_connector,
+        )
         log_event(
             "relay_started", server=config.server_url, transport=config.transport, pid=os.getpid()
         )

@@ -38,6 +38,7 @@ from bluemule.image import (
     SecurityModeExtension,
     check_bundle,
     create_asset_module,
+    decompress_module,
     looks_like_zip,
     parse_combined,
     parse_module,
@@ -549,6 +550,18 @@ def _assets_to_send(
     return send, skipped
 
 
+def _installed_sha256(m: Module) -> bytes:
+    """The suffix SHA-256 the device reports once ``m`` is installed: a compressed module's
+    is its decompressed original's (the bootloader inflates it, §1.8). Assets are checked by
+    their content hash (GET_ASSET_INFO), so theirs stays the module's own."""
+    if not m.is_compressed or m.is_asset:
+        return m.suffix.sha256
+    try:
+        return parse_module(decompress_module(m)).suffix.sha256
+    except ImageError as exc:
+        raise CompressionError(f"the compressed module does not inflate: {exc}") from None
+
+
 def _step(c: _Candidate, device: DeviceState) -> Step:
     m = c.module
     if not device.resets_disabled:
@@ -561,7 +574,7 @@ def _step(c: _Candidate, device: DeviceState) -> Step:
         index=m.prefix.index,
         version=m.prefix.module_version,
         data=m.data,
-        sha256=m.suffix.sha256,
+        sha256=_installed_sha256(m),
         reset=reset,
         asset_name=m.asset_name if m.is_asset else None,
         asset_hash=m.asset_hash if m.is_asset else None,

@@ -36,7 +36,7 @@ from bluemule.relay.cache import BlobCache, CacheError
 from bluemule.relay.config import RelayConfig, log_event
 from bluemule.relay.events import EventDrainError, RelayedEvent, drain_events
 from bluemule.relay.journal import ItemKind, Journal, OutboxItem
-from bluemule.relay.scan import Scanner, Sighting
+from bluemule.relay.scan import Scanner, Sighting, StockSighting, StreamConnector
 from bluemule.relay.server_client import (
     DesiredUpdate,
     Offline,
@@ -44,12 +44,15 @@ from bluemule.relay.server_client import (
     ServerClient,
     ServerError,
     parse_desired,
+    parse_release_key,
 )
 from bluemule.relay.update import UpdatePolicy, push_update
 from bluemule.transport.base import CentralLink, Connector, TransportError
 
 ConnectorFactory = Callable[[str], Connector]
 """A connector (connect, and reconnect to resume) for a sighted device's address."""
+ControlConnectorFactory = Callable[[str], StreamConnector]
+"""A control-channel byte-stream connector for a stock device's address."""
 
 UPLOAD_BATCH = 500
 BLE_ERROR_PAUSE = 5.0
@@ -115,10 +118,13 @@ class RelayAgent:
         clock: Clock | None = None,
         client: ServerClient | None = None,
         update_policy: UpdatePolicy | None = None,
+        control_connector_factory: ControlConnectorFactory | None = None,
     ) -> None:
         self.config = config
         self.scanner = scanner
         self.connector_factory = connector_factory
+        self.control_connector_factory = control_connector_factory
+        """Reaches stock devices over Device OS's control channel (None: they are skipped)."""
         self.clock = clock or SystemClock()
         self.client = client or ServerClient(config.server_url, config.token)
         self.update_policy = update_policy or UpdatePolicy()
@@ -128,6 +134,9 @@ class RelayAgent:
         self.desired: dict[str, DesiredUpdate] = parse_desired(body) if body else {}
         self._visited: dict[str, float] = {}
         self._progress_at: dict[str, float] = {}
+        self.stock_backoff: dict[tuple[str, str], float] = {}
+        """(device id, address) → Unix time before which no handshake is tried again
+        (a guess that failed: the device at that address is probably another one)."""
 
     async def aclose(self) -> None:
         """Close the HTTP client and the journal."""
@@ -150,14 +159,32 @@ class RelayAgent:
         """
         result = await self.client.sync(self.etag)
         if result.body is not None:
+            self._pin_release_key(result.body)
             self.journal.save_sync(result.etag, result.body, self._now())
             self.desired = parse_desired(result.body)
             log_event("synced", devices=len(self.desired))
         self.etag = result.etag
         return await self.fetch_blobs()
 
+    def _pin_release_key(self, body: dict[str, Any]) -> None:
+        """Pin the server's manifest key at first sync; refuse an answer with another key."""
+        key = parse_release_key(body)
+        if key is None:
+            return
+        pinned = self.journal.pinned_release_key()
+        if pinned is None:
+            self.journal.pin_release_key(key)
+            log_event("release_key_pinned", key=key.hex())
+        elif pinned != key:
+            raise RejectedError(
+                "the server's release key changed since this relay pinned it; refusing the "
+                "sync answer (an operator must reset the relay's journal to trust a new key)"
+            )
+
     def _needed_blobs(self) -> dict[str, int]:
-        return {p.sha256: p.size for d in self.desired.values() for p in d.parts}
+        return {
+            p.sha256: p.size for d in self.desired.values() for p in (*d.device_os_parts, *d.parts)
+        }
 
     async def fetch_blobs(self) -> int:
         """Download the blobs pending devices need; note ``cached_on_relay`` per device."""
@@ -182,7 +209,7 @@ class RelayAgent:
         return downloaded
 
     def _ready(self, update: DesiredUpdate) -> bool:
-        return all(self.cache.has(p.sha256) for p in update.parts)
+        return all(self.cache.has(p.sha256) for p in (*update.device_os_parts, *update.parts))
 
     async def upload(self) -> tuple[int, int]:
         """Upload everything owed, oldest first; returns (reports, events) the server took.
@@ -241,15 +268,20 @@ class RelayAgent:
             return update  # installed already: confirm it
         if checkpoint is not None and checkpoint.retry_at > self._now():
             return None
-        window = self.config.maintenance_window
-        return update if window is None or window.allows(self.clock.now()) else None
+        return update if self.update_allowed_now() else None
 
     async def ble_pass(self) -> list[DeviceVisit]:
         """One sweep, then a visit to each device with work."""
         sightings = await self.scanner.sweep(self.config.scan_seconds)
         visits = []
         for sighting in sightings:
-            if self.has_work(sighting):
+            if isinstance(sighting, StockSighting):
+                if self.control_connector_factory is not None:
+                    from bluemule.relay.stock_visit import visit_stock  # noqa: PLC0415
+
+                    if (visit := await visit_stock(self, sighting)) is not None:
+                        visits.append(visit)
+            elif self.has_work(sighting):
                 visits.append(await self.visit(sighting))
         return visits
 
@@ -273,6 +305,11 @@ class RelayAgent:
             visit.events = await self._drain_events(link)
             # the desired state may have changed while the events drained: decide now
             if update := self._update_due(visit.device_id, status.release_counter):
+                from bluemule.relay.stock_visit import device_os_first  # noqa: PLC0415
+
+                if (fresh := await device_os_first(self, visit, update, status, link)) is None:
+                    return visit
+                link, status = fresh
                 await self._update(visit, update, status, link, connect)
         except (TransportError, OSError, TimeoutError, ProtocolError) as exc:
             visit.reason = f"link: {exc}"
@@ -351,28 +388,93 @@ class RelayAgent:
             case Outcome.REJECTED:
                 self._fail(update, result.reason or "rejected by the device")
             case Outcome.INTERRUPTED:
-                checkpoint = self.journal.checkpoint(update.device_id, update.release_id)
-                self.journal.set_checkpoint(
-                    update.device_id,
-                    update.release_id,
-                    "transferring",
-                    progress=checkpoint.progress if checkpoint else None,
-                    failed=True,
-                    retry_at=self._retry_at(update),
-                    reason=result.reason,
-                )
+                self.interrupted(update, result.reason or "interrupted")
 
     def _progress(self, update: DesiredUpdate, progress: TransferProgress) -> None:
         if progress.phase not in (Phase.PART_DATA, Phase.PART_BEGIN, Phase.PART_END):
             return
-        now = time.monotonic()
-        last = self._progress_at.get(update.device_id)
-        if last is not None and now - last < self.config.progress_interval:
+        if not self.progress_due(update.device_id):
             return
-        self._progress_at[update.device_id] = now
         fraction = round(progress.acked / progress.total, 4) if progress.total else 0.0
         log_event("transfer", device=update.device_id, acked=progress.acked, total=progress.total)
         self._report_update(update, "transferring", progress=fraction)
+
+    def report_update(
+        self,
+        update: DesiredUpdate,
+        state: str,
+        *,
+        progress: float | None = None,
+        reason: str | None = None,
+        device_state: dict[str, Any] | None = None,
+    ) -> None:
+        """Journal an update report and checkpoint (``failed`` goes through :meth:`fail`)."""
+        self._report_update(
+            update, state, progress=progress, reason=reason, device_state=device_state
+        )
+
+    def fail(self, update: DesiredUpdate, reason: str) -> None:
+        """Report ``failed`` with ``reason`` and back off before the next attempt."""
+        self._fail(update, reason)
+
+    def interrupted(self, update: DesiredUpdate, reason: str) -> None:
+        """The link broke mid-update: keep the stage, count a failure, back off."""
+        checkpoint = self.journal.checkpoint(update.device_id, update.release_id)
+        self.journal.set_checkpoint(
+            update.device_id,
+            update.release_id,
+            "transferring",
+            progress=checkpoint.progress if checkpoint else None,
+            failed=True,
+            retry_at=self._retry_at(update),
+            reason=reason,
+        )
+        log_event("update_interrupted", 30, device=update.device_id, reason=reason)
+
+    def progress_due(self, device_id: str) -> bool:
+        """Whether a ``transferring`` report is due (throttled per device)."""
+        now = time.monotonic()
+        last = self._progress_at.get(device_id)
+        if last is not None and now - last < self.config.progress_interval:
+            return False
+        self._progress_at[device_id] = now
+        return True
+
+    def report_sighting(self, device_id: str, rssi: int, state: dict[str, Any]) -> None:
+        """Journal a sighting report."""
+        self.journal.add_report(
+            {
+                "device_id": device_id,
+                "kind": "sighting",
+                "at": self._at(),
+                "rssi": max(-200, min(50, rssi)),
+                "state": state,
+            }
+        )
+
+    def now(self) -> float:
+        """Unix time from the agent's clock."""
+        return self._now()
+
+    def visit_due(self, update: DesiredUpdate) -> bool:
+        """Worth a connection now: its update can start, or no sighting for a while."""
+        if self._ready(update) and self.update_allowed_now():
+            return True
+        last = self._visited.get(update.device_id)
+        return last is None or time.monotonic() - last >= self.config.sighting_interval
+
+    def mark_visited(self, device_id: str) -> None:
+        """A connection to the device succeeded now."""
+        self._visited[device_id] = time.monotonic()
+
+    def ready(self, update: DesiredUpdate) -> bool:
+        """Every part of ``update`` is in the blob cache."""
+        return self._ready(update)
+
+    def update_allowed_now(self) -> bool:
+        """The maintenance window (if any) allows starting an update now."""
+        window = self.config.maintenance_window
+        return window is None or window.allows(self.clock.now())
 
     def _confirm(self, update: DesiredUpdate, app_sha256: str) -> None:
         self._report_update(update, "confirmed_running", device_state={"app_sha256": app_sha256})
@@ -421,20 +523,16 @@ class RelayAgent:
         log_event("report", device=update.device_id, state=state, reason=reason or "")
 
     def _report_sighting(self, status: DeviceStatus, rssi: int) -> None:
-        self.journal.add_report(
+        self.report_sighting(
+            status.device_id_hex,
+            rssi,
             {
-                "device_id": status.device_id_hex,
-                "kind": "sighting",
-                "at": self._at(),
-                "rssi": max(-200, min(50, rssi)),
-                "state": {
-                    "device_os_version": status.device_os_version,
-                    "app_sha256": status.app_sha256.hex(),
-                    "app_module_version": status.app_module_version,
-                    "product_version": status.product_version,
-                    "release_counter": status.release_counter,
-                },
-            }
+                "device_os_version": status.device_os_version,
+                "app_sha256": status.app_sha256.hex(),
+                "app_module_version": status.app_module_version,
+                "product_version": status.product_version,
+                "release_counter": status.release_counter,
+            },
         )
 
     # --- loops ------------------------------------------------------------------------

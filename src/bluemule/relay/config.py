@@ -158,6 +158,16 @@ def redact(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: "***" if _SECRET_FIELD.search(k) else v for k, v in fields.items()}
 
 
+_RUNTIME_SECRETS: set[str] = set()
+"""Secrets learned while running (opened mobile secrets): scrubbed from every log line."""
+
+
+def scrub_from_logs(secret: str) -> None:
+    """From now on, replace ``secret`` with ``***`` in every formatted log line."""
+    if secret:
+        _RUNTIME_SECRETS.add(secret)
+
+
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log one structured event (secret-named fields redacted)."""
     LOGGER.log(level, event, extra={"fields": redact(fields)})
@@ -181,7 +191,7 @@ class StructuredFormatter(logging.Formatter):
         else:
             pairs = " ".join(f"{k}={_kv(v)}" for k, v in fields.items())
             text = f"{at} {record.levelname.lower()} event={record.getMessage()} {pairs}".rstrip()
-        for secret in self.secrets:
+        for secret in (*self.secrets, *_RUNTIME_SECRETS):
             text = text.replace(secret, "***")
         return text
 

@@ -198,6 +198,21 @@ class Journal:
         body: dict[str, Any] = json.loads(rows["desired"])
         return rows.get("etag") or None, body, float(rows.get("synced_at", "0"))
 
+    def pinned_release_key(self) -> bytes | None:
+        """The server's manifest key as first seen (trust on first sync), if pinned."""
+        row = self._db.execute("SELECT value FROM sync_state WHERE key = 'release_key'").fetchone()
+        return None if row is None else bytes.fromhex(row[0])
+
+    def pin_release_key(self, key: bytes) -> None:
+        """Pin the server's manifest key; a key already pinned is never replaced here."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO sync_state (key, value) VALUES ('release_key', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (key.hex(),),
+            )
+
     # --- update checkpoints ----------------------------------------------------------
 
     def checkpoint(self, device_id: str, release_id: int) -> UpdateCheckpoint | None:

@@ -3,6 +3,10 @@
 A :class:`Scanner` listens for ``seconds`` and returns one :class:`Sighting` per device
 (the strongest recent advertisement). The agent decides from the advertisement alone
 (device id, release counter, flags) whether a device has work before connecting.
+
+Devices without the bluemule library show up only in listening mode, with Particle's
+setup advertising (manufacturer data ``0x0662`` ‖ platform id ‖ 6-character setup code,
+particle.md §5.1): a :class:`StockSighting`, reached over Device OS's control channel.
 """
 
 from __future__ import annotations
@@ -10,13 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from bluemule.particle_ctrl.gatt import PARTICLE_COMPANY_ID, SETUP_CODE_LENGTH
+from bluemule.particle_ctrl.gatt import SERVICE_UUID as CONTROL_SERVICE_UUID
+from bluemule.particle_ctrl.stream import ByteStream, open_gatt_stream
 from bluemule.protocol.constants import SERVICE_UUID
 from bluemule.protocol.messages import Advertisement, decode_advertisement
 from bluemule.relay.targets import bluemule_advertisement
+from bluemule.transport.advertising import iter_ad_structures
 from bluemule.transport.base import Connector
+
+_AD_MANUFACTURER: Final = 0xFF
+StreamConnector = Callable[[], Awaitable[ByteStream]]
+"""Connect to a device's control service and return its RX/TX byte stream."""
 
 if TYPE_CHECKING:
     from bluemule.transport.bumble_link import BumbleCentral
@@ -36,16 +49,54 @@ class Sighting:
         return self.advertisement.device_id.hex()
 
 
-class Scanner(Protocol):
-    """Something that can listen for bluemule advertisements."""
+@dataclass(frozen=True)
+class StockSighting:
+    """A device in listening mode advertising Particle's setup data (no bluemule library)."""
 
-    async def sweep(self, seconds: float) -> list[Sighting]:
+    address: str
+    platform_id: int
+    setup_code: str
+    rssi: int
+
+
+AnySighting = Sighting | StockSighting
+
+
+class Scanner(Protocol):
+    """Something that can listen for bluemule (and Particle setup) advertisements."""
+
+    async def sweep(self, seconds: float) -> Sequence[AnySighting]:
         """Listen for ``seconds``; one sighting per device, in the order first heard."""
         ...
 
 
-def _merge(seen: dict[str, Sighting], sighting: Sighting) -> None:
-    seen[sighting.device_id] = sighting
+def particle_setup_data(manufacturer: bytes) -> tuple[int, str] | None:
+    """``(platform id, setup code)`` from Particle's manufacturer data (company id first)."""
+    size = 4 + SETUP_CODE_LENGTH
+    if len(manufacturer) != size or struct.unpack_from("<H", manufacturer)[0] != (
+        PARTICLE_COMPANY_ID
+    ):
+        return None
+    code = manufacturer[4:]
+    if not code.isascii() or not code.isalnum():
+        return None
+    return struct.unpack_from("<H", manufacturer, 2)[0], code.decode("ascii").upper()
+
+
+def stock_sighting(address: str, advertising_data: bytes, rssi: int) -> StockSighting | None:
+    """A :class:`StockSighting` if the advertisement carries Particle's setup data."""
+    for ad_type, payload in iter_ad_structures(advertising_data, strict=False):
+        if ad_type == _AD_MANUFACTURER and (found := particle_setup_data(payload)):
+            return StockSighting(address, found[0], found[1], rssi)
+    return None
+
+
+def _key(sighting: AnySighting) -> str:
+    return sighting.device_id if isinstance(sighting, Sighting) else f"stock:{sighting.address}"
+
+
+def _merge(seen: dict[str, AnySighting], sighting: AnySighting) -> None:
+    seen[_key(sighting)] = sighting
 
 
 class BumbleScanner:
@@ -54,15 +105,18 @@ class BumbleScanner:
     def __init__(self, central: BumbleCentral) -> None:
         self.central = central
 
-    async def sweep(self, seconds: float) -> list[Sighting]:
+    async def sweep(self, seconds: float) -> list[AnySighting]:
         """See :meth:`Scanner.sweep`."""
-        seen: dict[str, Sighting] = {}
+        seen: dict[str, AnySighting] = {}
 
         async def listen() -> None:
             async with contextlib.aclosing(self.central.scan(None)) as results:
                 async for result in results:
-                    if advert := bluemule_advertisement(result.advertising_data):
+                    data = result.advertising_data
+                    if advert := bluemule_advertisement(data):
                         _merge(seen, Sighting(result.address, advert, result.rssi))
+                    elif stock := stock_sighting(result.address, data, result.rssi):
+                        _merge(seen, stock)
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(listen(), seconds)
@@ -71,6 +125,15 @@ class BumbleScanner:
     def connector(self, address: str) -> Connector:
         """A connector to a sighted device."""
         return self.central.connector(address, SERVICE_UUID)
+
+    def control_connector(self, address: str) -> StreamConnector:
+        """A connector to a stock device's control channel (RX/TX byte stream)."""
+        connect = self.central.connector(address, CONTROL_SERVICE_UUID)
+
+        async def stream() -> ByteStream:
+            return await open_gatt_stream(await connect())
+
+        return stream
 
 
 def advertisement_from_manufacturer_data(company: int, value: bytes) -> Advertisement | None:
@@ -81,18 +144,21 @@ def advertisement_from_manufacturer_data(company: int, value: bytes) -> Advertis
 class BleakScanner:
     """Scanning with the OS Bluetooth stack (needs the ``ble`` extra)."""
 
-    async def sweep(self, seconds: float) -> list[Sighting]:
+    async def sweep(self, seconds: float) -> list[AnySighting]:
         """See :meth:`Scanner.sweep`."""
         from bluemule.transport.bleak_link import require_bleak  # noqa: PLC0415
 
         bleak = require_bleak()
-        seen: dict[str, Sighting] = {}
+        seen: dict[str, AnySighting] = {}
 
         def detected(device: Any, data: Any) -> None:
             for company, value in dict(data.manufacturer_data).items():
-                advert = advertisement_from_manufacturer_data(int(company), bytes(value))
-                if advert is not None:
-                    _merge(seen, Sighting(str(device.address), advert, int(data.rssi)))
+                raw = struct.pack("<H", int(company)) + bytes(value)
+                address, rssi = str(device.address), int(data.rssi)
+                if (advert := decode_advertisement(raw)) is not None:
+                    _merge(seen, Sighting(address, advert, rssi))
+                elif (setup := particle_setup_data(raw)) is not None:
+                    _merge(seen, StockSighting(address, setup[0], setup[1], rssi))
 
         scanner = bleak.BleakScanner(detection_callback=detected)
         await scanner.start()
@@ -110,3 +176,13 @@ class BleakScanner:
             return await BleakCentralLink.connect(address, SERVICE_UUID)
 
         return connect
+
+    def control_connector(self, address: str) -> StreamConnector:
+        """A connector to a stock device's control channel through the OS stack."""
+        from bluemule.transport.bleak_link import BleakCentralLink  # noqa: PLC0415
+
+        async def stream() -> ByteStream:
+            link = await BleakCentralLink.connect(address, CONTROL_SERVICE_UUID)
+            return await open_gatt_stream(link)
+
+        return stream

@@ -14,7 +14,7 @@ import base64
 import binascii
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
@@ -24,6 +24,7 @@ from bluemule.relay.cache import BlobCache, CorruptBlobError
 API: Final = "/api/relay/v1"
 _HEX64: Final = re.compile(r"^[0-9a-fA-F]{64}$")
 _DEVICE_ID: Final = re.compile(r"^[0-9a-fA-F]{24}$")
+_SETUP_CODE: Final = re.compile(r"^[0-9A-Z]{6}$")
 
 
 class ServerClientError(Exception):
@@ -65,6 +66,16 @@ class DesiredUpdate:
     manifest: bytes
     manifest_sha256: str
     parts: tuple[DesiredPart, ...]
+    platform_id: int | None = None
+    setup_code: str | None = None
+    """What the device advertises in listening mode (its serial number's last 6 characters)."""
+    min_device_os: int = 0
+    device_os_parts: tuple[DesiredPart, ...] = ()
+    """Device OS modules to install first over the control channel (not in the manifest:
+    checked by SHA-256 from the sync answer and by :mod:`bluemule.image`)."""
+    mobile_secret_sealed: str | None = field(default=None, repr=False)
+    """Sealed for this relay (:mod:`bluemule.relay.sealed`); opened only right before a
+    handshake, never stored or logged in clear."""
 
 
 def parse_desired(body: dict[str, Any]) -> dict[str, DesiredUpdate]:
@@ -72,15 +83,7 @@ def parse_desired(body: dict[str, Any]) -> dict[str, DesiredUpdate]:
     out: dict[str, DesiredUpdate] = {}
     try:
         for item in body["devices"]:
-            parts = tuple(
-                DesiredPart(
-                    int(p["index"]),
-                    str(p["name"]),
-                    _matching(_HEX64, p["blob"], "blob"),
-                    _non_negative(p["size"]),
-                )
-                for p in sorted(item["parts"], key=lambda p: int(p["index"]))
-            )
+            parts = _parts(item["parts"])
             device_id = _matching(_DEVICE_ID, item["device_id"], "device id")
             out[device_id] = DesiredUpdate(
                 device_id,
@@ -88,10 +91,65 @@ def parse_desired(body: dict[str, Any]) -> dict[str, DesiredUpdate]:
                 base64.b64decode(item["manifest"], validate=True),
                 _matching(_HEX64, item["manifest_sha256"], "manifest SHA-256"),
                 parts,
+                platform_id=_optional_int(item.get("platform_id")),
+                setup_code=_optional_code(item.get("setup_code")),
+                min_device_os=_optional_int(item.get("min_device_os")) or 0,
+                device_os_parts=_parts(item.get("device_os_parts") or []),
+                mobile_secret_sealed=_optional_str(item.get("mobile_secret_sealed")),
             )
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise RejectedError(f"malformed sync body: {exc!r}") from None
     return out
+
+
+def _parts(items: Any) -> tuple[DesiredPart, ...]:
+    return tuple(
+        DesiredPart(
+            int(p["index"]),
+            str(p["name"]),
+            _matching(_HEX64, p["blob"], "blob"),
+            _non_negative(p["size"]),
+        )
+        for p in sorted(items, key=lambda p: int(p["index"]))
+    )
+
+
+def parse_release_key(body: dict[str, Any]) -> bytes | None:
+    """The server's Ed25519 manifest key in a sync body (None from a server without it)."""
+    value = body.get("release_key")
+    if value is None:
+        return None
+    try:
+        key = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise RejectedError("malformed sync body: release_key is not base64") from None
+    if len(key) != 32:
+        raise RejectedError("malformed sync body: release_key is not an Ed25519 public key")
+    return key
+
+
+def _optional_int(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFFFFFF:
+        raise ValueError(f"integer {value!r}")
+    return value
+
+
+def _optional_code(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SETUP_CODE.match(value):
+        raise ValueError(f"setup code {value!r}")
+    return value
+
+
+def _optional_str(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 1024:
+        raise ValueError("sealed mobile secret")
+    return value
 
 
 def _matching(pattern: re.Pattern[str], value: object, what: str) -> str:
@@ -179,6 +237,7 @@ class ServerClient:
         if not isinstance(body, dict):
             raise RejectedError("the sync answer is not a JSON object")
         parse_desired(body)  # validate now, not when a device is in range
+        parse_release_key(body)
         return SyncResult(new_etag, body)
 
     async def download(self, cache: BlobCache, sha256: str, size: int) -> int:

@@ -62,6 +62,11 @@ class DeviceIn(BaseModel):
     groups: list[Annotated[str, Field(pattern=NAME)]] = Field(default_factory=list)
     development: bool = False
     mobile_secret: str | None = Field(default=None, min_length=1, max_length=128)
+    serial: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Za-z]{6,64}$",
+        description="serial number from the label (its last 6 characters: the setup code)",
+    )
 
 
 class DeviceOut(BaseModel):
@@ -76,6 +81,7 @@ class DeviceOut(BaseModel):
     development: bool
     locked_release_id: int | None
     has_mobile_secret: bool
+    serial: str | None = None
     state: dict[str, Any]
     last_seen_at: datetime | None
     last_seen_relay: str | None = Field(description="the relay that saw the device last")
@@ -155,6 +161,7 @@ def _device_out(device: Device) -> DeviceOut:
         development=device.development,
         locked_release_id=device.locked_release_id,
         has_mobile_secret=device.mobile_secret is not None,
+        serial=device.serial,
         state=dict(device.state),
         last_seen_at=device.last_seen_at and _utc(device.last_seen_at),
         last_seen_relay=device.last_seen_relay.name if device.last_seen_relay else None,
@@ -202,7 +209,7 @@ def _commit(session: Session, conflict: str) -> None:
         raise ConflictError(conflict) from None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProblemError(413, f"upload is {declared} bytes; the limit is {limit}")
@@ -276,6 +283,7 @@ def admin_router() -> APIRouter:
                 if body.mobile_secret is None
                 else state.secrets.seal(body.mobile_secret, device_id)
             ),
+            serial=None if body.serial is None else body.serial.upper(),
             state={},
         )
         session.add(device)
@@ -321,7 +329,7 @@ def admin_router() -> APIRouter:
         notes: Annotated[str, Query(max_length=10_000)] = "",
     ) -> ReleaseOut:
         """Upload a Particle bundle (zip) or an application ``.bin`` as the raw body."""
-        data = await _read_body(request, state.settings.max_upload_bytes)
+        data = await read_body(request, state.settings.max_upload_bytes)
         if not data:
             raise InvalidContentError("the upload is empty")
         release = await run_in_threadpool(

@@ -118,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     from bluemule.server.api import admin_router  # noqa: PLC0415
     from bluemule.server.body_limit import BodyLimit  # noqa: PLC0415
     from bluemule.server.dashboard import install_dashboard  # noqa: PLC0415
+    from bluemule.server.deviceos import deviceos_router  # noqa: PLC0415
     from bluemule.server.outbox import DeliveryWorker  # noqa: PLC0415
     from bluemule.server.relay_api import relay_router  # noqa: PLC0415
     from bluemule.server.retention import prune_forever  # noqa: PLC0415
@@ -183,5 +184,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(relay_router())
     app.include_router(rollouts_router())
     app.include_router(webhooks_router())
+    app.include_router(deviceos_router())
     install_dashboard(app)
     return app

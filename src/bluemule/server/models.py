@@ -69,6 +69,9 @@ class Device(Base):
     locked_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
     mobile_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     """Encrypted at rest (AES-GCM, key in the data directory); never listed."""
+    serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The serial number on the label; its last 6 characters are the setup code a stock
+    device advertises in listening mode (migration 0008)."""
     state: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     """Last reported: Device OS, app version and SHA-256, assets, mode, release counter."""
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -127,6 +130,26 @@ class ReleasePart(Base):
     original_size: Mapped[int] = mapped_column(Integer)
     content_sha256: Mapped[str] = mapped_column(String(64))
     flags: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeviceOsPart(Base):
+    """A Device OS module (system part or bootloader) a relay may send to a stock device
+    over Device OS's control channel (``bluemule admin deviceos upload``, migration 0009)."""
+
+    __tablename__ = "deviceos_parts"
+    __table_args__ = (UniqueConstraint("platform_id", "function", "index", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_id: Mapped[int] = mapped_column(Integer)
+    function: Mapped[int] = mapped_column(Integer)  # bluemule.image.ModuleFunction
+    index: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    """Module version: for system parts the Device OS version number (6300 = 6.3.0)."""
+    bootloader_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The bootloader version a system part depends on, if it does."""
+    name: Mapped[str] = mapped_column(String(255))
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Event(Base):

@@ -25,8 +25,10 @@ from bluemule.server.bulk import insert_new
 from bluemule.server.desired import (
     desired_releases,
 )
+from bluemule.server.deviceos import needed_parts
 from bluemule.server.models import (
     Device,
+    DeviceOsPart,
     DeviceUpdate,
     Event,
     Relay,
@@ -323,12 +325,17 @@ def blob_response(
     """Stream a blob the relay's site needs, whole or one range of it."""
     sha256 = sha256.lower()
     devices = site_devices(session, relay)
+    desired = desired_releases(session, devices)
     wanted = {
         part.blob_sha256
-        for release in desired_releases(session, devices).values()
+        for release in desired.values()
         if release is not None
         for part in release.parts
     }
+    os_parts = list(session.scalars(select(DeviceOsPart)))
+    for device in devices:
+        if (release := desired[device.id]) is not None:
+            wanted |= {p.blob_sha256 for p in needed_parts(os_parts, device, release)}
     path = state.blobs.path(sha256)
     if sha256 not in wanted or not path.is_file():
         raise NotFoundError(f"no blob {sha256} for this relay's site")

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bluemule.server.models import (
     Device,
+    DeviceOsPart,
     DeviceUpdate,
     FleetRevision,
     Release,
@@ -44,13 +45,14 @@ DEVICE_FIELDS = (
     "development",
     "locked_release_id",
     "mobile_secret",
+    "serial",
     "state",
 )
 """Device columns a sync answer depends on (``last_seen_*`` and ``last_rssi`` are not)."""
 UPDATE_FIELDS = ("release_id", "state", "device_id")
 """Update-row columns sync gating depends on (not progress or reason)."""
-FLEET_TYPES = (Release, ReleasePart, Rollout)
-SYNC_FORMAT = 2
+FLEET_TYPES = (Release, ReleasePart, Rollout, DeviceOsPart)
+SYNC_FORMAT = 3
 """Bumped when the sync body's format changes, so old ETags stop matching after an upgrade."""
 
 

@@ -26,7 +26,16 @@ from bluemule.server.desired import (
     manifest_allows_downgrade,
     needs_update,
 )
-from bluemule.server.models import Device, FleetRevision, Relay, Release, ReleasePart, Site
+from bluemule.server.deviceos import needed_parts, sync_part
+from bluemule.server.models import (
+    Device,
+    DeviceOsPart,
+    FleetRevision,
+    Relay,
+    Release,
+    ReleasePart,
+    Site,
+)
 from bluemule.server.problems import UnauthorizedError
 from bluemule.server.revisions import sync_etag
 from bluemule.server.rollouts_api import withheld
@@ -39,6 +48,12 @@ def relay_token_digest(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError("missing bearer token (Authorization: Bearer <relay token>)")
     return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+def setup_code(serial: str) -> str:
+    """The setup code Device OS advertises: the serial number's last 6 characters, upper
+    case (the emulator uses its device id's last 6 as its serial's)."""
+    return serial[-6:].upper()
 
 
 def site_devices(session: Session, relay: Relay) -> list[Device]:
@@ -57,15 +72,38 @@ class SyncPart(BaseModel):
     sha256: str
 
 
+class SyncDeviceOsPart(BaseModel):
+    """A Device OS module (bootloader or system part) from ``bluemule admin deviceos``."""
+
+    index: int
+    kind: Literal["bootloader", "system_part"]
+    name: str
+    blob: str
+    size: int
+    version: int
+
+
 class SyncDevice(BaseModel):
     """What one device should install."""
 
     device_id: str
+    platform_id: int
+    setup_code: str | None = Field(
+        default=None,
+        description="the last 6 characters of the device's serial number (upper case): what "
+        "it advertises in listening mode (Particle's manufacturer data); only when known",
+    )
     release_id: int
+    min_device_os: int = Field(description="the release's minimum Device OS (e.g. 6200)")
     allow_downgrade: bool
     manifest: str = Field(description="the signed manifest, base64")
     manifest_sha256: str
     parts: list[SyncPart]
+    device_os_parts: list[SyncDeviceOsPart] = Field(
+        default_factory=list,
+        description="Device OS modules to install first over the control channel, in order: "
+        "only for a device whose reported Device OS is below min_device_os (or unknown)",
+    )
     mobile_secret_sealed: str | None = Field(
         default=None,
         description="the device's mobile secret sealed for this relay "
@@ -77,6 +115,10 @@ class SyncOut(BaseModel):
     """The desired state of the site's devices that do not run their desired release."""
 
     site: str
+    release_key: str = Field(
+        description="the server's Ed25519 manifest key (raw, base64); relays pin it at first "
+        "sync and check every manifest against it before using Device OS's control channel"
+    )
     devices: list[SyncDevice]
 
 
@@ -117,6 +159,7 @@ def sync_body(session: Session, state: ServerState, relay: Relay) -> bytes:
     items: list[dict[str, Any]] = []
     parts: dict[int, list[dict[str, Any]]] = {}
     relay_key = sealing_key(bytes.fromhex(relay.token_sha256))
+    os_parts = list(session.scalars(select(DeviceOsPart)))
     for device in devices:
         release = desired[device.id]
         if release is None or not needs_update(device, release) or device.id in gated:
@@ -126,17 +169,24 @@ def sync_body(session: Session, state: ServerState, relay: Relay) -> bytes:
             parts[release.id] = [_part(p) for p in release.parts]
         item: dict[str, Any] = {
             "device_id": device.id,
+            "platform_id": device.platform_id,
             "release_id": release.id,
+            "min_device_os": release.min_device_os,
             "allow_downgrade": downgrade,
             "manifest": base64.b64encode(encoded).decode(),
             "manifest_sha256": hashlib.sha256(encoded).hexdigest(),
             "parts": parts[release.id],
         }
+        if needed := needed_parts(os_parts, device, release):
+            item["device_os_parts"] = [sync_part(i, p) for i, p in enumerate(needed)]
+        if device.serial is not None:
+            item["setup_code"] = setup_code(device.serial)
         if device.mobile_secret is not None and device.site_id == relay.site_id:
             secret = state.secrets.open(device.mobile_secret, device.id).encode()
             item["mobile_secret_sealed"] = seal_mobile_secret(relay_key, device.id, secret)
         items.append(item)
-    out = {"site": relay.site.name, "devices": items}
+    release_key = base64.b64encode(state.signing_key.public_key).decode()
+    out = {"site": relay.site.name, "release_key": release_key, "devices": items}
     return json.dumps(out, sort_keys=True, separators=(",", ":")).encode()
 
 
