@@ -179,6 +179,14 @@ def test_server_and_admin_commands(
     assert sync.status_code == 401
     one_line_error(admin(url, token, "relay", "revoke", "nobody"), "no relay")
 
+    # the server's own output (logs, access log) never carried a secret
+    _, proc = running
+    proc.terminate()
+    output = proc.communicate(timeout=15)[0]
+    assert "Uvicorn running" in output or "bluemule server" in output  # it did log
+    for secret in (token, relay_token, "SECRET0123456"):
+        assert secret not in output
+
 
 def test_server_refuses_an_unusable_database(tmp_path: Path) -> None:
     result = subprocess.run(
