@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from bluemule.emulator.apps import LIBRARY_MARKER, make_app
 from bluemule.emulator.dct import ModuleSlot, SlotFlag, SlotMagic
-from bluemule.emulator.device import (
+from bluemule.emulator.device import EmulatedDevice, InstalledAsset
+from bluemule.emulator.device_config import (
     DEFAULT_BOOTLOADER_VERSION,
     DEFAULT_DEVICE_OS,
     DeviceConfig,
-    EmulatedDevice,
-    InstalledAsset,
 )
 from bluemule.emulator.deviceos import OtaSession, UpdateModule, UpdateResult
 from bluemule.emulator.errors import (

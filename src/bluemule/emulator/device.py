@@ -3,7 +3,8 @@
 State directory::
 
     device.json    identity and the installed system modules (system part 1 as a record:
-                   function 4, index 1, version = Device OS version; bootloader; radio stack)
+                   function 4, index 1, version = Device OS version; bootloader; radio stack;
+                   record and checks: :mod:`.device_config`)
     control.json   mobile secret and control-channel settings (:mod:`.setup`)
     ram.json       volatile Device OS state, so another process can continue the same power
                    cycle (mode, open update, pending reset, assets seen at boot, listening)
@@ -26,10 +27,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -37,6 +36,15 @@ from typing import Any, Final, NamedTuple
 from bluemule.emulator.apps import LIBRARY_MARKER, make_app
 from bluemule.emulator.bootloader import Bootloader, find_user_part, user_part_valid
 from bluemule.emulator.dct import DCT_FILE, ERASED_DCT, Dct, ModuleSlot
+from bluemule.emulator.device_config import (
+    CONFIG_FILE,
+    DEFAULT_BOOTLOADER_VERSION,
+    DEFAULT_DEVICE_OS,
+    DeviceConfig,
+    check_app,
+    check_device_id,
+    system_modules,
+)
 from bluemule.emulator.deviceos import DeviceOs, OtaSession, Ram, UpdateResult
 from bluemule.emulator.errors import StateDirError, UsageError
 from bluemule.emulator.events import PublishedEvent, events_json, publish_event
@@ -59,21 +67,11 @@ from bluemule.image import (
     ModuleFunction,
     Platform,
     create_asset_module,
-    decompress_module,
-    parse_module,
 )
 
-FORMAT: Final = "bluemule-emulator/1"
-CONFIG_FILE: Final = "device.json"
 RAM_FILE: Final = "ram.json"
-DEFAULT_DEVICE_OS: Final = 6200
-DEFAULT_BOOTLOADER_VERSION: Final = 2400
-"""Module version of the 5.6.0 bootloaders in the fixtures (the 6.2.0 one is not at hand)."""
-DEFAULT_RADIO_STACK_VERSION: Final = 182
-"""Module version of SoftDevice S140 in ``argon-softdevice-6.1.1.bin`` (nRF52840 only)."""
 KV_PREFIX: Final = "bluemule"
 _KV_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_DEVICE_ID: Final = re.compile(r"[0-9a-f]{24}")
 
 
 class InstalledAsset(NamedTuple):
@@ -83,73 +81,6 @@ class InstalledAsset(NamedTuple):
     """The asset module as stored (usually compressed)."""
     sha256: bytes
     """SHA-256 of the raw asset content."""
-
-
-@dataclass(frozen=True)
-class DeviceConfig:
-    """``device.json``: what does not change when firmware is updated, plus the records
-    of the system modules whose bytes are not emulated."""
-
-    device_id: str
-    platform: str
-    modules: tuple[InstalledModule, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "format": FORMAT,
-            "device_id": self.device_id,
-            "platform": self.platform,
-            "modules": [m.to_json() for m in self.modules],
-        }
-
-    @classmethod
-    def from_json(cls, obj: Any) -> DeviceConfig:
-        """Inverse of :meth:`to_json`."""
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} config")
-        return cls(
-            str(obj["device_id"]),
-            str(obj["platform"]),
-            tuple(InstalledModule.from_json(m) for m in obj["modules"]),
-        )
-
-    def with_module(self, record: InstalledModule) -> DeviceConfig:
-        """The config with ``record`` replacing the module of the same function and index."""
-        others = [
-            m for m in self.modules if (m.function, m.index) != (record.function, record.index)
-        ]
-        return dataclasses.replace(self, modules=(*others, record))
-
-
-def _check_device_id(device_id: str | None) -> str:
-    if device_id is None:
-        return secrets.token_hex(12)
-    normal = device_id.strip().lower()
-    if not _DEVICE_ID.fullmatch(normal):
-        raise UsageError(f"device id {device_id!r} is not 24 hex digits")
-    return normal
-
-
-def _check_app(app: bytes, layout: FlashLayout) -> Module:
-    """The application to install at manufacturing (inflated if compressed)."""
-    try:
-        module = parse_module(app)
-        if module.is_compressed:
-            module = parse_module(decompress_module(module))
-    except ImageError as exc:
-        raise UsageError(f"app is not a usable module: {exc}") from None
-    p = module.prefix
-    bounds = layout.bounds_for(p.function, p.index)
-    if p.function != ModuleFunction.USER_PART or bounds is None:
-        raise UsageError("app is not a user part this platform has a place for")
-    if p.platform_id != layout.platform_id:
-        raise UsageError(f"app is for platform {p.platform_id}, not {layout.platform_id}")
-    if not module.crc_ok:
-        raise UsageError("app CRC-32 does not match")
-    if not (bounds.start <= p.start_address and p.start_address + len(module.data) <= bounds.end):
-        raise UsageError(f"app at {p.start_address:#x} does not fit its bounds")
-    return module
 
 
 def _regions(layout: FlashLayout) -> dict[str, Area]:
@@ -238,7 +169,7 @@ class EmulatedDevice:
         layout = layout_for(platform)
         if layout is None:
             raise UsageError(f"platform {platform!r} is not emulated")
-        ident = _check_device_id(device_id)
+        ident = check_device_id(device_id)
         settings = new_settings(mobile_secret, protected=protected)
         for what, v in (("device_os", device_os), ("bootloader_version", bootloader_version)):
             if not 0 <= v <= 0xFFFF:
@@ -256,7 +187,7 @@ class EmulatedDevice:
             raise UsageError(f"assets need {needed} B of storage, {limits.total_size} B exist")
         if app is None:
             app = make_app(layout.name, device_os=device_os, library=not stock, assets=assets)
-        module = _check_app(app, layout)
+        module = check_app(app, layout)
 
         regions = _regions(layout)
         Flash.format(root / "flash", regions)
@@ -264,7 +195,7 @@ class EmulatedDevice:
         atomic_write(root / "lfs" / DCT_FILE, ERASED_DCT)
         (root / "assets").mkdir()
         config = DeviceConfig(
-            ident, layout.name, _system_modules(layout, device_os, bootloader_version)
+            ident, layout.name, system_modules(layout, device_os, bootloader_version)
         )
         atomic_write(root / CONFIG_FILE, json.dumps(config.to_json(), indent=2).encode())
         save_settings(root, settings)
@@ -604,15 +535,3 @@ def _asset_deps(app: Module | None) -> list[AssetDependencyExtension]:
     if app is None:
         return []
     return [d for d in app.asset_dependencies if d.hash_type == HashType.SHA256]
-
-
-def _system_modules(
-    layout: FlashLayout, device_os: int, bootloader_version: int
-) -> tuple[InstalledModule, ...]:
-    modules = [
-        InstalledModule(ModuleFunction.SYSTEM_PART, 1, device_os),
-        InstalledModule(ModuleFunction.BOOTLOADER, 0, bootloader_version),
-    ]
-    if layout.radio_stack is not None:
-        modules.append(InstalledModule(ModuleFunction.RADIO_STACK, 0, DEFAULT_RADIO_STACK_VERSION))
-    return tuple(modules)
