@@ -77,6 +77,9 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_seen_relay_id: Mapped[int | None] = mapped_column(ForeignKey("relays.id"), nullable=True)
     last_rssi: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    events_pruned_through: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The highest sequence among this device's events that retention pruned; a relay-made
+    event id at or below it is a duplicate (migration 0010)."""
     site: Mapped[Site] = relationship()
     last_seen_relay: Mapped[Relay | None] = relationship(foreign_keys=[last_seen_relay_id])
 

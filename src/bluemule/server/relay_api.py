@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from bluemule.protocol.events import sequence_of
 from bluemule.server.app import DB, ServerState, State
 from bluemule.server.bulk import insert_new
 from bluemule.server.desired import (
@@ -227,6 +228,16 @@ def _dedupe(items: Sequence[_Item]) -> list[_Item]:
     return out
 
 
+def _pruned(event: EventIn, pruned_through: dict[str, int | None]) -> bool:
+    """Whether retention already pruned this relay-made id (so it was stored once)."""
+    device_id = event.device_id.lower()
+    mark = pruned_through[device_id]
+    if mark is None:
+        return False
+    sequence = sequence_of(event.id, device_id)
+    return sequence is not None and sequence <= mark
+
+
 def _apply_report(session: Session, relay: Relay, device: Device, report: ReportIn) -> None:
     at = _utc(report.at)
     last = device.last_seen_at and _utc(device.last_seen_at)
@@ -427,14 +438,26 @@ def relay_router() -> APIRouter:
 
     @router.post("/events")
     def events(body: EventsIn, relay: RelayAuth, session: DB) -> Accepted:
-        """Device events; a repeated id is accepted, counted, and not stored again."""
+        """Device events; a repeated id is accepted, counted, and not stored again.
+
+        So is a relay-made id whose sequence is at or below the device's
+        ``events_pruned_through`` (retention pruned its row; see ``retention.py``).
+        """
         items = _dedupe(body.events)
-        ids = {e.device_id.lower() for e in items}
+        ids = sorted({e.device_id.lower() for e in items})
         if ids:
-            query = select(Device.id).where(Device.id.in_(ids), Device.site_id == relay.site_id)
-            here = set(session.scalars(query))
-            if outside := sorted(ids - here):
+            # FOR KEY SHARE: retention's FOR UPDATE waits for this transaction (or this query
+            # for it), so a watermark read here is never raised under an insert below.
+            query = (
+                select(Device.id, Device.events_pruned_through)
+                .where(Device.id.in_(ids), Device.site_id == relay.site_id)
+                .order_by(Device.id)
+                .with_for_update(key_share=True)
+            )
+            pruned_through = {row.id: row.events_pruned_through for row in session.execute(query)}
+            if outside := [d for d in ids if d not in pruned_through]:
                 raise ForbiddenError(f"device {outside[0]} is not at this relay's site")
+            items = [e for e in items if not _pruned(e, pruned_through)]
         now = datetime.now(UTC)
         rows = [
             {

@@ -5,7 +5,11 @@ transaction):
 
 * outbox rows that are settled (``delivered`` or ``dropped``) for events received before
   the cutoff, with their delivery-log entries;
-* events received before the cutoff that no outbox row refers to any more;
+* events received before the cutoff that no outbox row refers to any more; in the same
+  transaction each device's ``events_pruned_through`` rises to the highest sequence pruned
+  (relay-made ids, :func:`bluemule.protocol.events.sequence_of`), so event ingest still
+  knows a re-posted id at or below it is a duplicate (a device re-reads a record when a
+  relay's ack was lost, maybe months later);
 * reports received before the cutoff.
 
 Never pruned: outbox rows still to deliver (``pending``, ``failed`` awaiting a retry,
@@ -21,15 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, exists, func, select
+from sqlalchemy import Engine, Row, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bluemule.server.models import DeliveryLog, Event, OutboxItem, Report
+from bluemule.protocol.events import sequence_of
+from bluemule.server.models import DeliveryLog, Device, Event, OutboxItem, Report
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +108,15 @@ def _prune(session: Session, cutoff: datetime) -> Pruned:
     unreferenced = ~exists().where(OutboxItem.event_id == Event.id)
 
     def drop_events(ids: list[str]) -> int:
+        owners = set(session.scalars(select(Event.device_id).where(Event.id.in_(ids))))
+        # FOR UPDATE conflicts with the FOR KEY SHARE event ingest takes on its devices, so
+        # an ingest sees either the rows or the raised watermark, never neither.
+        locked = select(Device.id).where(Device.id.in_(owners)).order_by(Device.id)
+        session.execute(locked.with_for_update())
         rows = delete(Event).where(Event.id.in_(ids), unreferenced)
-        return int(session.execute(rows).rowcount)  # type: ignore[attr-defined]
+        gone = session.execute(rows.returning(Event.id, Event.device_id)).all()
+        _raise_watermarks(session, gone)
+        return len(gone)
 
     old_events = select(Event.id).where(Event.received_at < cutoff, unreferenced)
     events = _chunks(session, old_events.order_by(Event.id), drop_events)
@@ -116,6 +128,20 @@ def _prune(session: Session, cutoff: datetime) -> Pruned:
     old_reports = select(Report.id).where(Report.received_at < cutoff).order_by(Report.id)
     reports = _chunks(session, old_reports, drop_reports)
     return Pruned(outbox=outbox, delivery_log=logs, events=events, reports=reports)
+
+
+def _raise_watermarks(session: Session, pruned: Sequence[Row[str, str]]) -> None:
+    """Raise each device's ``events_pruned_through`` to its highest pruned sequence."""
+    highest: dict[str, int] = {}
+    for event_id_, device_id in pruned:
+        sequence = sequence_of(event_id_, device_id)
+        if sequence is not None and sequence > highest.get(device_id, -1):
+            highest[device_id] = sequence
+    mark = Device.events_pruned_through
+    for device_id, sequence in sorted(highest.items()):
+        below = or_(mark.is_(None), mark < sequence)
+        raise_mark = update(Device).where(Device.id == device_id, below).values({mark: sequence})
+        session.execute(raise_mark)
 
 
 async def prune_forever(engine: Engine, days: int, interval_seconds: float = 3600.0) -> None:
