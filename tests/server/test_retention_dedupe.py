@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import inspect, select, update
+from sqlalchemy import Table, inspect, select, update
+from sqlalchemy.orm import Session
 
 from bluemule.protocol.events import event_id
-from bluemule.server import retention
+from bluemule.server import relay_api, retention
+from bluemule.server.bulk import insert_new
 from bluemule.server.db import MIGRATIONS
 from bluemule.server.models import Device, Event, OutboxItem, Webhook
 from bluemule.server.retention import prune
@@ -77,6 +79,35 @@ def test_reposted_ids_after_pruning_are_duplicates(
     with api.state.sessions() as session:
         assert set(session.scalars(select(Event.id))) == {e["id"] for e in fresh}
         assert set(session.scalars(select(OutboxItem.event_id))) == {e["id"] for e in fresh}
+
+
+def test_a_pass_between_the_watermark_read_and_the_insert(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention prunes the rows (and raises the watermark) after ingest read the old
+    watermark and before it inserts: the re-inserted rows are taken out again, unqueued."""
+    token = add_relay(api, "gw", "north")
+    add_device(api, DEVICE)
+    with api.state.sessions() as session:
+        session.add(Webhook(event="env", url="http://127.0.0.1:9/", created_at=datetime.now(UTC)))
+        session.commit()
+    events = [_event(DEVICE, n) for n in (1, 2)]
+    assert relay_call(api, token, "POST", "/events", json={"events": events}).is_success
+    _settle_outbox(api)
+    passes: list[int] = []
+
+    def prune_then_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> set[str]:
+        later = datetime.now(UTC) + timedelta(days=31)
+        passes.append(prune(api.state.engine, 30, now=later).events)
+        return insert_new(session, table, rows)
+
+    monkeypatch.setattr(relay_api, "insert_new", prune_then_insert)
+    again = relay_call(api, token, "POST", "/events", json={"events": [*events, _event(DEVICE, 3)]})
+    assert again.json() == {"accepted": 1, "duplicates": 2}
+    assert passes == [2]
+    with api.state.sessions() as session:
+        assert list(session.scalars(select(Event.id))) == [event_id(DEVICE, 3)]
+        assert list(session.scalars(select(OutboxItem.event_id))) == [event_id(DEVICE, 3)]
 
 
 def test_watermark_never_lowers(api: Api) -> None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
-from sqlalchemy import Table, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from bluemule.protocol.events import sequence_of
@@ -231,11 +231,32 @@ def _dedupe(items: Sequence[_Item]) -> list[_Item]:
 def _pruned(event: EventIn, pruned_through: dict[str, int | None]) -> bool:
     """Whether retention already pruned this relay-made id (so it was stored once)."""
     device_id = event.device_id.lower()
-    mark = pruned_through[device_id]
+    mark = pruned_through.get(device_id)
     if mark is None:
         return False
     sequence = sequence_of(event.id, device_id)
     return sequence is not None and sequence <= mark
+
+
+def _pruned_meanwhile(session: Session, inserted: Sequence[EventIn]) -> set[str]:
+    """Delete the just-inserted events that a retention pass pruned (and raised the
+    watermark over) between the first watermark read and the insert; returns their ids.
+
+    Retention deletes rows and raises the watermark in one transaction. The insert either
+    met the row (a conflict, nothing inserted) or ran after that transaction committed
+    (PostgreSQL waits for it on the conflicting key; SQLite has one writer), so this read,
+    a later statement, sees the raised watermark. No row locks: ingest stays lock-free.
+    """
+    if not inserted:
+        return set()
+    devices = {e.device_id.lower() for e in inserted}
+    mark = Device.events_pruned_through
+    query = select(Device.id, mark).where(Device.id.in_(devices), mark.is_not(None))
+    pruned_through = {row.id: row.events_pruned_through for row in session.execute(query)}
+    late = {e.id for e in inserted if _pruned(e, pruned_through)}
+    if late:
+        session.execute(delete(Event).where(Event.id.in_(late)))
+    return late
 
 
 def _apply_report(session: Session, relay: Relay, device: Device, report: ReportIn) -> None:
@@ -446,13 +467,8 @@ def relay_router() -> APIRouter:
         items = _dedupe(body.events)
         ids = sorted({e.device_id.lower() for e in items})
         if ids:
-            # FOR KEY SHARE: retention's FOR UPDATE waits for this transaction (or this query
-            # for it), so a watermark read here is never raised under an insert below.
-            query = (
-                select(Device.id, Device.events_pruned_through)
-                .where(Device.id.in_(ids), Device.site_id == relay.site_id)
-                .order_by(Device.id)
-                .with_for_update(key_share=True)
+            query = select(Device.id, Device.events_pruned_through).where(
+                Device.id.in_(ids), Device.site_id == relay.site_id
             )
             pruned_through = {row.id: row.events_pruned_through for row in session.execute(query)}
             if outside := [d for d in ids if d not in pruned_through]:
@@ -475,6 +491,7 @@ def relay_router() -> APIRouter:
         table = Event.__table__
         assert isinstance(table, Table)
         new = insert_new(session, table, rows)
+        new -= _pruned_meanwhile(session, [e for e in items if e.id in new])
         events_stored(session, [e.id for e in items if e.id in new])
         session.commit()
         return Accepted(accepted=len(new), duplicates=len(body.events) - len(new))

@@ -108,11 +108,6 @@ def _prune(session: Session, cutoff: datetime) -> Pruned:
     unreferenced = ~exists().where(OutboxItem.event_id == Event.id)
 
     def drop_events(ids: list[str]) -> int:
-        owners = set(session.scalars(select(Event.device_id).where(Event.id.in_(ids))))
-        # FOR UPDATE conflicts with the FOR KEY SHARE event ingest takes on its devices, so
-        # an ingest sees either the rows or the raised watermark, never neither.
-        locked = select(Device.id).where(Device.id.in_(owners)).order_by(Device.id)
-        session.execute(locked.with_for_update())
         rows = delete(Event).where(Event.id.in_(ids), unreferenced)
         gone = session.execute(rows.returning(Event.id, Event.device_id)).all()
         _raise_watermarks(session, gone)
