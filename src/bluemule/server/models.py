@@ -77,9 +77,6 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_seen_relay_id: Mapped[int | None] = mapped_column(ForeignKey("relays.id"), nullable=True)
     last_rssi: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    events_pruned_through: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    """The highest sequence among this device's events that retention pruned; a relay-made
-    event id at or below it is a duplicate (migration 0010)."""
     site: Mapped[Site] = relationship()
     last_seen_relay: Mapped[Relay | None] = relationship(foreign_keys=[last_seen_relay_id])
 
@@ -170,6 +167,17 @@ class Event(Base):
     relay_id: Mapped[int] = mapped_column(ForeignKey("relays.id"))
     relayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     """When the relay read it off the device (migration 0006)."""
+
+
+class EventTombstone(Base):
+    """Sequences of a device's relay-made event ids that retention pruned, as an inclusive
+    range (migration 0010): such an id posted again is a duplicate. Retention merges
+    adjacent and overlapping ranges, so a device normally has one row."""
+
+    __tablename__ = "event_tombstones"
+    device_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class Report(Base):

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
-from sqlalchemy import Table, delete, select
+from sqlalchemy import ColumnElement, Row, Table, and_, delete, false, select
 from sqlalchemy.orm import Session
 
 from bluemule.protocol.events import sequence_of
@@ -32,6 +32,7 @@ from bluemule.server.models import (
     DeviceOsPart,
     DeviceUpdate,
     Event,
+    EventTombstone,
     Relay,
     Release,
     Report,
@@ -228,32 +229,61 @@ def _dedupe(items: Sequence[_Item]) -> list[_Item]:
     return out
 
 
-def _pruned(event: EventIn, pruned_through: dict[str, int | None]) -> bool:
-    """Whether retention already pruned this relay-made id (so it was stored once)."""
-    device_id = event.device_id.lower()
-    mark = pruned_through.get(device_id)
-    if mark is None:
-        return False
-    sequence = sequence_of(event.id, device_id)
-    return sequence is not None and sequence <= mark
+_Parsed = dict[str, tuple[str, int]]
+"""Event id → (device id, sequence) of the relay-made ids in a batch."""
 
 
-def _pruned_meanwhile(session: Session, inserted: Sequence[EventIn]) -> set[str]:
-    """Delete the just-inserted events that a retention pass pruned (and raised the
-    watermark over) between the first watermark read and the insert; returns their ids.
+def _relay_made(events: Iterable[EventIn]) -> _Parsed:
+    parsed: _Parsed = {}
+    for event in events:
+        device_id = event.device_id.lower()
+        sequence = sequence_of(event.id, device_id)
+        if sequence is not None:
+            parsed[event.id] = (device_id, sequence)
+    return parsed
 
-    Retention deletes rows and raises the watermark in one transaction. The insert either
-    met the row (a conflict, nothing inserted) or ran after that transaction committed
-    (PostgreSQL waits for it on the conflicting key; SQLite has one writer), so this read,
-    a later statement, sees the raised watermark. No row locks: ingest stays lock-free.
+
+def _may_hold(parsed: _Parsed) -> ColumnElement[bool]:
+    """Tombstones that can hold one of the batch's sequences (the batch's span)."""
+    sequences = [sequence for _, sequence in parsed.values()]
+    if not sequences:
+        return false()
+    stone = EventTombstone
+    return and_(stone.last_seq >= min(sequences), stone.first_seq <= max(sequences))
+
+
+def _tombstoned(parsed: _Parsed, ranges: Iterable[Row[str, Any, Any]]) -> set[str]:
+    """The ids whose sequence lies in one of their device's pruned ranges; ``ranges`` are
+    rows of (device id, first, last), first and last None for a device without any."""
+    by_device: dict[str, list[tuple[int, int]]] = {}
+    for device_id, first, last in ranges:
+        if first is not None:
+            by_device.setdefault(device_id, []).append((first, last))
+    return {
+        id_
+        for id_, (device_id, sequence) in parsed.items()
+        if any(first <= sequence <= last for first, last in by_device.get(device_id, ()))
+    }
+
+
+def _pruned_meanwhile(session: Session, inserted: Iterable[EventIn]) -> set[str]:
+    """Delete the just-inserted events that a retention pass pruned (and tombstoned)
+    between the first tombstone read and the insert; returns their ids.
+
+    Retention deletes rows and writes their tombstones in one transaction. The insert
+    either met the row (a conflict, nothing inserted) or ran after that transaction
+    committed (PostgreSQL waits for it on the conflicting key; SQLite has one writer), so
+    this read, a later statement, sees the tombstones. No row locks: ingest stays lock-free.
     """
-    if not inserted:
+    parsed = _relay_made(inserted)
+    if not parsed:
         return set()
-    devices = {e.device_id.lower() for e in inserted}
-    mark = Device.events_pruned_through
-    query = select(Device.id, mark).where(Device.id.in_(devices), mark.is_not(None))
-    pruned_through = {row.id: row.events_pruned_through for row in session.execute(query)}
-    late = {e.id for e in inserted if _pruned(e, pruned_through)}
+    stone = EventTombstone
+    devices = {device_id for device_id, _ in parsed.values()}
+    query = select(stone.device_id, stone.first_seq, stone.last_seq).where(
+        stone.device_id.in_(devices), _may_hold(parsed)
+    )
+    late = _tombstoned(parsed, session.execute(query))
     if late:
         session.execute(delete(Event).where(Event.id.in_(late)))
     return late
@@ -461,19 +491,25 @@ def relay_router() -> APIRouter:
     def events(body: EventsIn, relay: RelayAuth, session: DB) -> Accepted:
         """Device events; a repeated id is accepted, counted, and not stored again.
 
-        So is a relay-made id whose sequence is at or below the device's
-        ``events_pruned_through`` (retention pruned its row; see ``retention.py``).
+        So is a relay-made id whose sequence lies in one of the device's tombstones
+        (retention pruned its row; see ``retention.py``).
         """
         items = _dedupe(body.events)
         ids = sorted({e.device_id.lower() for e in items})
         if ids:
-            query = select(Device.id, Device.events_pruned_through).where(
-                Device.id.in_(ids), Device.site_id == relay.site_id
+            parsed = _relay_made(items)
+            stone = EventTombstone
+            query = (
+                select(Device.id, stone.first_seq, stone.last_seq)
+                .outerjoin(stone, and_(stone.device_id == Device.id, _may_hold(parsed)))
+                .where(Device.id.in_(ids), Device.site_id == relay.site_id)
             )
-            pruned_through = {row.id: row.events_pruned_through for row in session.execute(query)}
-            if outside := [d for d in ids if d not in pruned_through]:
+            ranges = session.execute(query).all()
+            here = {row.id for row in ranges}
+            if outside := [d for d in ids if d not in here]:
                 raise ForbiddenError(f"device {outside[0]} is not at this relay's site")
-            items = [e for e in items if not _pruned(e, pruned_through)]
+            pruned = _tombstoned(parsed, ranges)
+            items = [e for e in items if e.id not in pruned]
         now = datetime.now(UTC)
         rows = [
             {

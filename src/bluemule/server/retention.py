@@ -6,10 +6,11 @@ transaction):
 * outbox rows that are settled (``delivered`` or ``dropped``) for events received before
   the cutoff, with their delivery-log entries;
 * events received before the cutoff that no outbox row refers to any more; in the same
-  transaction each device's ``events_pruned_through`` rises to the highest sequence pruned
-  (relay-made ids, :func:`bluemule.protocol.events.sequence_of`), so event ingest still
-  knows a re-posted id at or below it is a duplicate (a device re-reads a record when a
-  relay's ack was lost, maybe months later);
+  transaction the sequences of the pruned relay-made ids
+  (:func:`bluemule.protocol.events.sequence_of`) join the device's tombstones (inclusive
+  ranges, merged with the adjacent and overlapping ones), so event ingest still knows a
+  re-posted id is a duplicate (a device re-reads a record when a relay's ack was lost,
+  maybe months later) while a sequence never stored is not;
 * reports received before the cutoff.
 
 Never pruned: outbox rows still to deliver (``pending``, ``failed`` awaiting a retry,
@@ -25,16 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, exists, func, or_, select, update
+from sqlalchemy import Engine, Row, delete, exists, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from bluemule.protocol.events import sequence_of
-from bluemule.server.models import DeliveryLog, Device, Event, OutboxItem, Report
+from bluemule.server.models import DeliveryLog, Event, EventTombstone, OutboxItem, Report
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def _prune(session: Session, cutoff: datetime) -> Pruned:
     def drop_events(ids: list[str]) -> int:
         rows = delete(Event).where(Event.id.in_(ids), unreferenced)
         gone = session.execute(rows.returning(Event.id, Event.device_id)).all()
-        _raise_watermarks(session, gone)
+        _tombstone(session, gone)
         return len(gone)
 
     old_events = select(Event.id).where(Event.received_at < cutoff, unreferenced)
@@ -125,18 +126,39 @@ def _prune(session: Session, cutoff: datetime) -> Pruned:
     return Pruned(outbox=outbox, delivery_log=logs, events=events, reports=reports)
 
 
-def _raise_watermarks(session: Session, pruned: Sequence[Row[str, str]]) -> None:
-    """Raise each device's ``events_pruned_through`` to its highest pruned sequence."""
-    highest: dict[str, int] = {}
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ``(first, last)`` ranges merged where they overlap or touch, in order."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _tombstone(session: Session, pruned: Sequence[Row[str, str]]) -> None:
+    """Add the sequences of the pruned relay-made ids to their devices' tombstones, merging
+    them with the ranges already kept; rows whose range did not change stay untouched."""
+    fresh: dict[str, list[tuple[int, int]]] = {}
     for event_id_, device_id in pruned:
         sequence = sequence_of(event_id_, device_id)
-        if sequence is not None and sequence > highest.get(device_id, -1):
-            highest[device_id] = sequence
-    mark = Device.events_pruned_through
-    for device_id, sequence in sorted(highest.items()):
-        below = or_(mark.is_(None), mark < sequence)
-        raise_mark = update(Device).where(Device.id == device_id, below).values({mark: sequence})
-        session.execute(raise_mark)
+        if sequence is not None:
+            fresh.setdefault(device_id, []).append((sequence, sequence))
+    if not fresh:
+        return
+    stone = EventTombstone
+    kept = select(stone.device_id, stone.first_seq, stone.last_seq)
+    old = {(r[0], r[1], r[2]) for r in session.execute(kept.where(stone.device_id.in_(fresh)))}
+    for device_id, first, last in old:
+        fresh[device_id].append((first, last))
+    new = {(d, f, last) for d in fresh for f, last in merge_ranges(fresh[d])}
+    if gone := sorted(old - new):
+        keys = tuple_(stone.device_id, stone.first_seq).in_([(d, f) for d, f, _ in gone])
+        session.execute(delete(stone).where(keys))
+    if added := sorted(new - old):
+        rows = [{"device_id": d, "first_seq": f, "last_seq": last} for d, f, last in added]
+        session.execute(insert(stone), rows)
 
 
 async def prune_forever(engine: Engine, days: int, interval_seconds: float = 3600.0) -> None:

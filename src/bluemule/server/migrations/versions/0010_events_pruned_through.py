@@ -1,4 +1,5 @@
-"""Devices remember the highest event sequence retention has pruned (the dedupe watermark).
+"""Event tombstones: the sequences of each device's event ids that retention pruned, as
+merged inclusive ranges (so a re-posted id stays a duplicate).
 
 Revision ID: 0010_events_pruned_through
 Revises: 0009_deviceos_parts
@@ -16,11 +17,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add ``devices.events_pruned_through``."""
-    op.add_column("devices", sa.Column("events_pruned_through", sa.BigInteger, nullable=True))
+    """Create ``event_tombstones``."""
+    op.create_table(
+        "event_tombstones",
+        sa.Column("device_id", sa.String(24), primary_key=True),
+        sa.Column("first_seq", sa.BigInteger, primary_key=True),
+        sa.Column("last_seq", sa.BigInteger, nullable=False),
+    )
 
 
 def downgrade() -> None:
     """Drop it."""
-    with op.batch_alter_table("devices") as batch:
-        batch.drop_column("events_pruned_through")
+    op.drop_table("event_tombstones")
