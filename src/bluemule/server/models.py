@@ -169,6 +169,17 @@ class Event(Base):
     """When the relay read it off the device (migration 0006)."""
 
 
+class EventTombstone(Base):
+    """Sequences of a device's relay-made event ids that retention pruned, as an inclusive
+    range (migration 0010): such an id posted again is a duplicate. Retention merges
+    adjacent and overlapping ranges, so a device normally has one row."""
+
+    __tablename__ = "event_tombstones"
+    device_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+
+
 class Report(Base):
     """An update report or sighting from a relay; ``id`` (relay-chosen) makes posts idempotent."""
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
-from sqlalchemy import Table, select
+from sqlalchemy import ColumnElement, Row, Table, and_, delete, false, select
 from sqlalchemy.orm import Session
 
+from bluemule.protocol.events import sequence_of
 from bluemule.server.app import DB, ServerState, State
 from bluemule.server.bulk import insert_new
 from bluemule.server.desired import (
@@ -31,6 +32,7 @@ from bluemule.server.models import (
     DeviceOsPart,
     DeviceUpdate,
     Event,
+    EventTombstone,
     Relay,
     Release,
     Report,
@@ -225,6 +227,66 @@ def _dedupe(items: Sequence[_Item]) -> list[_Item]:
             seen.add(item.id)
             out.append(item)
     return out
+
+
+_Parsed = dict[str, tuple[str, int]]
+"""Event id → (device id, sequence) of the relay-made ids in a batch."""
+
+
+def _relay_made(events: Iterable[EventIn]) -> _Parsed:
+    parsed: _Parsed = {}
+    for event in events:
+        device_id = event.device_id.lower()
+        sequence = sequence_of(event.id, device_id)
+        if sequence is not None:
+            parsed[event.id] = (device_id, sequence)
+    return parsed
+
+
+def _may_hold(parsed: _Parsed) -> ColumnElement[bool]:
+    """Tombstones that can hold one of the batch's sequences (the batch's span)."""
+    sequences = [sequence for _, sequence in parsed.values()]
+    if not sequences:
+        return false()
+    stone = EventTombstone
+    return and_(stone.last_seq >= min(sequences), stone.first_seq <= max(sequences))
+
+
+def _tombstoned(parsed: _Parsed, ranges: Iterable[Row[str, Any, Any]]) -> set[str]:
+    """The ids whose sequence lies in one of their device's pruned ranges; ``ranges`` are
+    rows of (device id, first, last), first and last None for a device without any."""
+    by_device: dict[str, list[tuple[int, int]]] = {}
+    for device_id, first, last in ranges:
+        if first is not None:
+            by_device.setdefault(device_id, []).append((first, last))
+    return {
+        id_
+        for id_, (device_id, sequence) in parsed.items()
+        if any(first <= sequence <= last for first, last in by_device.get(device_id, ()))
+    }
+
+
+def _pruned_meanwhile(session: Session, inserted: Iterable[EventIn]) -> set[str]:
+    """Delete the just-inserted events that a retention pass pruned (and tombstoned)
+    between the first tombstone read and the insert; returns their ids.
+
+    Retention deletes rows and writes their tombstones in one transaction. The insert
+    either met the row (a conflict, nothing inserted) or ran after that transaction
+    committed (PostgreSQL waits for it on the conflicting key; SQLite has one writer), so
+    this read, a later statement, sees the tombstones. No row locks: ingest stays lock-free.
+    """
+    parsed = _relay_made(inserted)
+    if not parsed:
+        return set()
+    stone = EventTombstone
+    devices = {device_id for device_id, _ in parsed.values()}
+    query = select(stone.device_id, stone.first_seq, stone.last_seq).where(
+        stone.device_id.in_(devices), _may_hold(parsed)
+    )
+    late = _tombstoned(parsed, session.execute(query))
+    if late:
+        session.execute(delete(Event).where(Event.id.in_(late)))
+    return late
 
 
 def _apply_report(session: Session, relay: Relay, device: Device, report: ReportIn) -> None:
@@ -427,14 +489,27 @@ def relay_router() -> APIRouter:
 
     @router.post("/events")
     def events(body: EventsIn, relay: RelayAuth, session: DB) -> Accepted:
-        """Device events; a repeated id is accepted, counted, and not stored again."""
+        """Device events; a repeated id is accepted, counted, and not stored again.
+
+        So is a relay-made id whose sequence lies in one of the device's tombstones
+        (retention pruned its row; see ``retention.py``).
+        """
         items = _dedupe(body.events)
-        ids = {e.device_id.lower() for e in items}
+        ids = sorted({e.device_id.lower() for e in items})
         if ids:
-            query = select(Device.id).where(Device.id.in_(ids), Device.site_id == relay.site_id)
-            here = set(session.scalars(query))
-            if outside := sorted(ids - here):
+            parsed = _relay_made(items)
+            stone = EventTombstone
+            query = (
+                select(Device.id, stone.first_seq, stone.last_seq)
+                .outerjoin(stone, and_(stone.device_id == Device.id, _may_hold(parsed)))
+                .where(Device.id.in_(ids), Device.site_id == relay.site_id)
+            )
+            ranges = session.execute(query).all()
+            here = {row.id for row in ranges}
+            if outside := [d for d in ids if d not in here]:
                 raise ForbiddenError(f"device {outside[0]} is not at this relay's site")
+            pruned = _tombstoned(parsed, ranges)
+            items = [e for e in items if e.id not in pruned]
         now = datetime.now(UTC)
         rows = [
             {
@@ -452,6 +527,7 @@ def relay_router() -> APIRouter:
         table = Event.__table__
         assert isinstance(table, Table)
         new = insert_new(session, table, rows)
+        new -= _pruned_meanwhile(session, [e for e in items if e.id in new])
         events_stored(session, [e.id for e in items if e.id in new])
         session.commit()
         return Accepted(accepted=len(new), duplicates=len(body.events) - len(new))

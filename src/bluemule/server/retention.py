@@ -5,7 +5,12 @@ transaction):
 
 * outbox rows that are settled (``delivered`` or ``dropped``) for events received before
   the cutoff, with their delivery-log entries;
-* events received before the cutoff that no outbox row refers to any more;
+* events received before the cutoff that no outbox row refers to any more; in the same
+  transaction the sequences of the pruned relay-made ids
+  (:func:`bluemule.protocol.events.sequence_of`) join the device's tombstones (inclusive
+  ranges, merged with the adjacent and overlapping ones), so event ingest still knows a
+  re-posted id is a duplicate (a device re-reads a record when a relay's ack was lost,
+  maybe months later) while a sequence never stored is not;
 * reports received before the cutoff.
 
 Never pruned: outbox rows still to deliver (``pending``, ``failed`` awaiting a retry,
@@ -21,15 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, exists, func, select
+from sqlalchemy import Engine, Row, delete, exists, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from bluemule.server.models import DeliveryLog, Event, OutboxItem, Report
+from bluemule.protocol.events import sequence_of
+from bluemule.server.models import DeliveryLog, Event, EventTombstone, OutboxItem, Report
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +110,9 @@ def _prune(session: Session, cutoff: datetime) -> Pruned:
 
     def drop_events(ids: list[str]) -> int:
         rows = delete(Event).where(Event.id.in_(ids), unreferenced)
-        return int(session.execute(rows).rowcount)  # type: ignore[attr-defined]
+        gone = session.execute(rows.returning(Event.id, Event.device_id)).all()
+        _tombstone(session, gone)
+        return len(gone)
 
     old_events = select(Event.id).where(Event.received_at < cutoff, unreferenced)
     events = _chunks(session, old_events.order_by(Event.id), drop_events)
@@ -116,6 +124,41 @@ def _prune(session: Session, cutoff: datetime) -> Pruned:
     old_reports = select(Report.id).where(Report.received_at < cutoff).order_by(Report.id)
     reports = _chunks(session, old_reports, drop_reports)
     return Pruned(outbox=outbox, delivery_log=logs, events=events, reports=reports)
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ``(first, last)`` ranges merged where they overlap or touch, in order."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _tombstone(session: Session, pruned: Sequence[Row[str, str]]) -> None:
+    """Add the sequences of the pruned relay-made ids to their devices' tombstones, merging
+    them with the ranges already kept; rows whose range did not change stay untouched."""
+    fresh: dict[str, list[tuple[int, int]]] = {}
+    for event_id_, device_id in pruned:
+        sequence = sequence_of(event_id_, device_id)
+        if sequence is not None:
+            fresh.setdefault(device_id, []).append((sequence, sequence))
+    if not fresh:
+        return
+    stone = EventTombstone
+    kept = select(stone.device_id, stone.first_seq, stone.last_seq)
+    old = {(r[0], r[1], r[2]) for r in session.execute(kept.where(stone.device_id.in_(fresh)))}
+    for device_id, first, last in old:
+        fresh[device_id].append((first, last))
+    new = {(d, f, last) for d in fresh for f, last in merge_ranges(fresh[d])}
+    if gone := sorted(old - new):
+        keys = tuple_(stone.device_id, stone.first_seq).in_([(d, f) for d, f, _ in gone])
+        session.execute(delete(stone).where(keys))
+    if added := sorted(new - old):
+        rows = [{"device_id": d, "first_seq": f, "last_seq": last} for d, f, last in added]
+        session.execute(insert(stone), rows)
 
 
 async def prune_forever(engine: Engine, days: int, interval_seconds: float = 3600.0) -> None:
