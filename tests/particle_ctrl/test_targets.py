@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bluemule.particle_ctrl.gatt import setup_advertising_data
-from bluemule.particle_ctrl.targets import TcpTarget, parse_control_target, particle_platform_id
+from bluemule.particle_ctrl.gatt import find_setup_advertisement, setup_advertising_data
+from bluemule.particle_ctrl.targets import TcpTarget, parse_control_target
 from bluemule.transport.monikers import BleTarget, BumbleTarget, EmulatorTarget, MonikerError
 
 
@@ -37,9 +37,10 @@ def test_bad_monikers_say_what_is_expected(moniker: str, message: str) -> None:
 
 
 def test_platform_from_listening_mode_advertising() -> None:
-    assert particle_platform_id(setup_advertising_data("Boron", 13, "ABC123")) == 13
-    assert particle_platform_id(setup_advertising_data("M-SoM", 35, "XYZ789")) == 35
+    boron = setup_advertising_data("Boron", 13, "ABC123")
+    assert find_setup_advertisement(boron) == (13, "ABC123")
+    assert find_setup_advertisement(setup_advertising_data("M-SoM", 35, "XYZ789")) == (35, "XYZ789")
     other_company = bytes([7, 0xFF, 0x59, 0x00, 13, 0, 0x41, 0x42])
-    assert particle_platform_id(other_company) is None
-    assert particle_platform_id(b"") is None
-    assert particle_platform_id(b"\x05\xff\x62") is None  # truncated: no crash
+    assert find_setup_advertisement(other_company) is None
+    assert find_setup_advertisement(b"") is None
+    assert find_setup_advertisement(b"\x05\xff\x62") is None  # truncated: no crash

@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bluemule.emulator.apps import make_app
+from bluemule.particle_ctrl.gatt import decode_setup_manufacturer_data as setup_data
 from bluemule.particle_ctrl.gatt import setup_advertising_data
 from bluemule.protocol.manifest import SigningKey
 from bluemule.protocol.messages import Advertisement
 from bluemule.protocol.release import build_release
-from bluemule.relay.scan import StockSighting, particle_setup_data, stock_sighting
+from bluemule.relay.scan import StockSighting, stock_sighting
 from bluemule.relay.server_client import DesiredPart, DesiredUpdate
 from bluemule.relay.stock import MAX_GUESSES, TrustError, stock_candidates, trusted_release
 
@@ -35,15 +36,15 @@ GOLDEN_SETUP_AD = bytes.fromhex(
 def test_golden_setup_advertisement() -> None:
     assert setup_advertising_data("Boron", 13, "A1B2C3") == GOLDEN_SETUP_AD
     assert stock_sighting("AA", GOLDEN_SETUP_AD, -60) == StockSighting("AA", 13, "A1B2C3", -60)
-    assert particle_setup_data(GOLDEN_SETUP_AD[16:]) == (13, "A1B2C3")
+    assert setup_data(GOLDEN_SETUP_AD[16:]) == (13, "A1B2C3")
 
 
 def test_other_advertisements_are_not_stock_devices() -> None:
     bluemule = Advertisement(bytes.fromhex(DEVICE), 13, 2, 0).encode()
     assert stock_sighting("AA", bytes((len(bluemule) + 1, 0xFF)) + bluemule, -60) is None
-    assert particle_setup_data(bytes.fromhex("63060d00413142324333")) is None  # other company
-    assert particle_setup_data(bytes.fromhex("62060d004131423243")) is None  # 5 characters
-    assert particle_setup_data(bytes.fromhex("62060d0041314232c3a9")) is None  # not ASCII
+    assert setup_data(bytes.fromhex("63060d00413142324333")) is None  # other company
+    assert setup_data(bytes.fromhex("62060d004131423243")) is None  # 5 characters
+    assert setup_data(bytes.fromhex("62060d0041314232c3a9")) is None  # not ASCII
 
 
 @pytest.mark.fuzz

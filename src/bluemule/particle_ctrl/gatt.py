@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from bluemule.transport.advertising import iter_ad_structures
 from bluemule.transport.base import CharacteristicSpec, CharProperty, GattServerSpec
 
 SERVICE_UUID: Final = "6fa90001-5c4e-48a8-94f4-8030546f36fc"
@@ -56,6 +57,26 @@ def setup_advertising_data(platform_name: str, platform_id: int, setup_code: str
         + bytes((len(manufacturer) + 1, _AD_MANUFACTURER))
         + manufacturer
     )
+
+
+def decode_setup_manufacturer_data(manufacturer: bytes) -> tuple[int, str] | None:
+    """``(platform id, setup code)`` from Particle's manufacturer data (company id first),
+    the inverse of what :func:`setup_advertising_data` writes; None for anything else."""
+    if len(manufacturer) != 4 + SETUP_CODE_LENGTH:
+        return None
+    company, platform_id = struct.unpack_from("<HH", manufacturer)
+    code = manufacturer[4:]
+    if company != PARTICLE_COMPANY_ID or not code.isascii() or not code.isalnum():
+        return None
+    return platform_id, code.decode("ascii").upper()
+
+
+def find_setup_advertisement(advertising_data: bytes) -> tuple[int, str] | None:
+    """``(platform id, setup code)`` if an advertisement carries Particle's setup data."""
+    for ad_type, payload in iter_ad_structures(advertising_data, strict=False):
+        if ad_type == _AD_MANUFACTURER and (found := decode_setup_manufacturer_data(payload)):
+            return found
+    return None
 
 
 def control_service_spec(

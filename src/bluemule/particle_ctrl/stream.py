@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, Protocol
 
 from bluemule.particle_ctrl.errors import (
@@ -77,6 +77,10 @@ class ByteStream(Protocol):
     async def close(self) -> None:
         """Close the stream (idempotent)."""
         ...
+
+
+StreamConnector = Callable[[], Awaitable[ByteStream]]
+"""Connect to a device's control service and return its RX/TX byte stream."""
 
 
 class GattByteStream:

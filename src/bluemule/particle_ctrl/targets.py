@@ -22,16 +22,20 @@ Each yields a :class:`ControlTarget`: an :data:`~bluemule.particle_ctrl.client.O
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from bluemule.particle_ctrl.client import OpenChannel, stream_opener
-from bluemule.particle_ctrl.gatt import SERVICE_UUID
-from bluemule.particle_ctrl.stream import ByteStream, open_gatt_stream, open_tcp_stream
+from bluemule.particle_ctrl.gatt import SERVICE_UUID, find_setup_advertisement
+from bluemule.particle_ctrl.stream import (
+    ByteStream,
+    StreamConnector,
+    open_gatt_stream,
+    open_tcp_stream,
+)
 from bluemule.relay.targets import EmulatorOptions, open_or_create_emulator
-from bluemule.transport.advertising import iter_ad_structures
 from bluemule.transport.base import CentralLink, PeerNotFoundError
 from bluemule.transport.monikers import (
     BleTarget,
@@ -45,9 +49,6 @@ from bluemule.transport.monikers import (
 if TYPE_CHECKING:
     from bluemule.transport.bumble_link import BumbleCentral
 
-PARTICLE_COMPANY_ID: Final = 0x0662
-"""Manufacturer data of a device in listening mode: company id, platform id, setup code."""
-_AD_MANUFACTURER: Final = 0xFF
 _USAGE: Final = "expected emu:DIR, bumble:TRANSPORT[@ADDRESS], ble:ADDRESS or tcp:HOST:PORT"
 
 
@@ -88,15 +89,6 @@ class ControlTarget:
     platform_id: int | None = None
     device_dir: Path | None = None
     """The emulator's state directory, for ``emu:`` targets."""
-
-
-def particle_platform_id(advertising_data: bytes) -> int | None:
-    """The platform ID in Particle's listening-mode manufacturer data, if present."""
-    for ad_type, payload in iter_ad_structures(advertising_data, strict=False):
-        particle = len(payload) >= 4 and payload[:2] == PARTICLE_COMPANY_ID.to_bytes(2, "little")
-        if ad_type == _AD_MANUFACTURER and particle:
-            return int.from_bytes(payload[2:4], "little")
-    return None
 
 
 @contextlib.asynccontextmanager
@@ -150,9 +142,6 @@ async def open_control_target(
             )
 
 
-StreamConnector = Callable[[], Awaitable[ByteStream]]
-
-
 @contextlib.asynccontextmanager
 async def _emulator(
     directory: Path, options: EmulatorOptions
@@ -180,5 +169,6 @@ async def _emulator(
 async def _first_listening_device(central: BumbleCentral) -> tuple[str, int | None]:
     async with contextlib.aclosing(central.scan(SERVICE_UUID)) as results:
         async for result in results:
-            return result.address, particle_platform_id(result.advertising_data)
+            setup = find_setup_advertisement(result.advertising_data)
+            return result.address, None if setup is None else setup[0]
     raise PeerNotFoundError("no device in listening mode is advertising the control service")

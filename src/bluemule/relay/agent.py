@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from bluemule.particle_ctrl.stream import StreamConnector
 from bluemule.protocol.client_session import Outcome, Phase, TransferProgress
 from bluemule.protocol.constants import STATUS_UUID, AdvertisingFlag
 from bluemule.protocol.errors import ProtocolError
@@ -36,7 +37,7 @@ from bluemule.relay.cache import BlobCache, CacheError
 from bluemule.relay.config import RelayConfig, log_event
 from bluemule.relay.events import EventDrainError, RelayedEvent, drain_events
 from bluemule.relay.journal import ItemKind, Journal, OutboxItem
-from bluemule.relay.scan import Scanner, Sighting, StockSighting, StreamConnector
+from bluemule.relay.scan import Scanner, Sighting, StockSighting
 from bluemule.relay.server_client import (
     DesiredUpdate,
     Offline,

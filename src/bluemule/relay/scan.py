@@ -14,22 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from bluemule.particle_ctrl.gatt import PARTICLE_COMPANY_ID, SETUP_CODE_LENGTH
 from bluemule.particle_ctrl.gatt import SERVICE_UUID as CONTROL_SERVICE_UUID
-from bluemule.particle_ctrl.stream import ByteStream, open_gatt_stream
+from bluemule.particle_ctrl.gatt import decode_setup_manufacturer_data, find_setup_advertisement
+from bluemule.particle_ctrl.stream import ByteStream, StreamConnector, open_gatt_stream
 from bluemule.protocol.constants import SERVICE_UUID
 from bluemule.protocol.messages import Advertisement, decode_advertisement
 from bluemule.relay.targets import bluemule_advertisement
-from bluemule.transport.advertising import iter_ad_structures
 from bluemule.transport.base import Connector
 
 _AD_MANUFACTURER: Final = 0xFF
-StreamConnector = Callable[[], Awaitable[ByteStream]]
-"""Connect to a device's control service and return its RX/TX byte stream."""
 
 if TYPE_CHECKING:
     from bluemule.transport.bumble_link import BumbleCentral
@@ -70,25 +67,10 @@ class Scanner(Protocol):
         ...
 
 
-def particle_setup_data(manufacturer: bytes) -> tuple[int, str] | None:
-    """``(platform id, setup code)`` from Particle's manufacturer data (company id first)."""
-    size = 4 + SETUP_CODE_LENGTH
-    if len(manufacturer) != size or struct.unpack_from("<H", manufacturer)[0] != (
-        PARTICLE_COMPANY_ID
-    ):
-        return None
-    code = manufacturer[4:]
-    if not code.isascii() or not code.isalnum():
-        return None
-    return struct.unpack_from("<H", manufacturer, 2)[0], code.decode("ascii").upper()
-
-
 def stock_sighting(address: str, advertising_data: bytes, rssi: int) -> StockSighting | None:
     """A :class:`StockSighting` if the advertisement carries Particle's setup data."""
-    for ad_type, payload in iter_ad_structures(advertising_data, strict=False):
-        if ad_type == _AD_MANUFACTURER and (found := particle_setup_data(payload)):
-            return StockSighting(address, found[0], found[1], rssi)
-    return None
+    found = find_setup_advertisement(advertising_data)
+    return None if found is None else StockSighting(address, found[0], found[1], rssi)
 
 
 def _key(sighting: AnySighting) -> str:
@@ -157,7 +139,7 @@ class BleakScanner:
                 address, rssi = str(device.address), int(data.rssi)
                 if (advert := decode_advertisement(raw)) is not None:
                     _merge(seen, Sighting(address, advert, rssi))
-                elif (setup := particle_setup_data(raw)) is not None:
+                elif (setup := decode_setup_manufacturer_data(raw)) is not None:
                     _merge(seen, StockSighting(address, setup[0], setup[1], rssi))
 
         scanner = bleak.BleakScanner(detection_callback=detected)

@@ -41,14 +41,14 @@ from bluemule.particle_ctrl.errors import (
     WrongMobileSecretError,
 )
 from bluemule.particle_ctrl.plan import InputFile, Plan, PlanError, make_plan
-from bluemule.particle_ctrl.stream import ControlChannel
+from bluemule.particle_ctrl.stream import ControlChannel, StreamConnector
 from bluemule.protocol.constants import STATUS_UUID
 from bluemule.protocol.manifest import Manifest
 from bluemule.protocol.messages import DeviceStatus, decode_status
 from bluemule.relay.agent import DeviceVisit
 from bluemule.relay.cache import CacheError
 from bluemule.relay.config import log_event, scrub_from_logs
-from bluemule.relay.scan import StockSighting, StreamConnector
+from bluemule.relay.scan import StockSighting
 from bluemule.relay.sealed import SealedSecretError, open_mobile_secret
 from bluemule.relay.server_client import DesiredUpdate
 from bluemule.relay.stock import (
