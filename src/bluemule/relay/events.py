@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bluemule.protocol.client_session import Read, WaitForNotification, Write
 from bluemule.protocol.constants import RESPONSE_UUID
 from bluemule.protocol.event_session import EventDrainSession, StoreEvents
 from bluemule.protocol.events import UNKNOWN_TIME, EventRecord, event_id
+from bluemule.relay.link_actions import Inbox, perform_link_action
 from bluemule.transport.base import CentralLink, TransportError
 
 
@@ -99,9 +99,9 @@ async def drain_events(
         Exception: whatever ``store`` raises propagates; its batch is not acknowledged.
     """
     session = EventDrainSession(batch=batch)
-    inbox: asyncio.Queue[bytes] = asyncio.Queue()
+    inbox: Inbox = asyncio.Queue()
     try:
-        await link.subscribe(RESPONSE_UUID, inbox.put_nowait)
+        await link.subscribe(RESPONSE_UUID, lambda value: inbox.put_nowait((RESPONSE_UUID, value)))
         wait = timeout
     except TransportError:
         if not link.connected:
@@ -109,23 +109,11 @@ async def drain_events(
         wait = 0.0  # no notifications: poll
     try:
         while (action := session.next_action()) is not None:
-            match action:
-                case Write(uuid=uuid, value=value, response=response):
-                    await link.write(uuid, value, response=response)
-                case Read(uuid=uuid):
-                    session.on_read(uuid, await link.read(uuid))
-                case WaitForNotification():
-                    try:
-                        value = await asyncio.wait_for(inbox.get(), wait)
-                    except TimeoutError:
-                        if not link.connected:
-                            raise TransportError("link lost") from None
-                        session.on_timeout()
-                    else:
-                        session.on_notification(RESPONSE_UUID, value)
-                case StoreEvents(device_id=device_id, records=records):
-                    await store([RelayedEvent.from_record(device_id, r) for r in records])
-                    session.on_stored()
+            if isinstance(action, StoreEvents):
+                await store([RelayedEvent.from_record(action.device_id, r) for r in action.records])
+                session.on_stored()
+            else:
+                await perform_link_action(action, link, session, inbox, wait)
     except (TransportError, OSError, TimeoutError) as exc:
         raise EventDrainInterruptedError(
             f"link lost while draining events: {exc}", session.drained

@@ -26,6 +26,7 @@ from bluemule.protocol.client_session import (
 )
 from bluemule.protocol.constants import PROGRESS_UUID, RESPONSE_UUID
 from bluemule.protocol.release import Release
+from bluemule.relay.link_actions import Inbox, perform_link_action
 from bluemule.transport.base import CentralLink, Connector, TransportError
 
 ProgressCallback = Callable[[TransferProgress], None]
@@ -57,7 +58,7 @@ class _Connection:
 
     def __init__(self, link: CentralLink) -> None:
         self.link = link
-        self.inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self.inbox: Inbox = asyncio.Queue()
 
     async def subscribe(self) -> None:
         for uuid in (RESPONSE_UUID, PROGRESS_UUID):
@@ -144,23 +145,9 @@ async def _perform(
     policy: UpdatePolicy,
     use_notifications: bool,
 ) -> None:
-    match action:
-        case Write(uuid=uuid, value=value, response=response):
-            await conn.link.write(uuid, value, response=response)
-        case Read(uuid=uuid):
-            session.on_read(uuid, await conn.link.read(uuid))
-        case WaitForNotification():
-            timeout = policy.notification_timeout if use_notifications else 0.0
-            try:
-                uuid, value = await asyncio.wait_for(conn.inbox.get(), timeout)
-            except TimeoutError:
-                if not conn.link.connected:
-                    raise TransportError("link lost") from None
-                session.on_timeout()
-            else:
-                session.on_notification(uuid, value)
-        case ReconnectAfterReset():
-            pass
+    if not isinstance(action, ReconnectAfterReset):
+        wait = policy.notification_timeout if use_notifications else 0.0
+        await perform_link_action(action, conn.link, session, conn.inbox, wait)
 
 
 __all__ = ["Outcome", "UpdatePolicy", "UpdateReport", "push_update"]
