@@ -25,42 +25,11 @@ from bluemule.server.config import Settings
 from bluemule.server.db import make_engine
 from bluemule.server.files import bootstrap
 from bluemule.server.models import Device, Event, OutboxItem, Report
-from tests.server.test_server_cli import BLUEMULE, free_port
+from tests.server.test_server_cli import start_server, stop_server
 from tests.server.test_webhooks import Receiver, receiver
 
 __all__ = ["receiver"]
 DEVICES = [f"e00fce6800000000000000{n:02x}" for n in range(1, 5)]
-
-
-def start(settings: Settings, *extra: str) -> tuple[str, subprocess.Popen[str]]:
-    port = free_port()
-    args = [BLUEMULE, "server", "--data-dir", str(settings.data_dir), "--port", str(port), *extra]
-    if settings.database_url:
-        args += ["--database-url", settings.database_url]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(proc.communicate()[0])
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return url, proc
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout:
-        proc.stdout.close()
 
 
 @pytest.fixture
@@ -72,13 +41,13 @@ def two_servers(settings: Settings) -> Iterator[list[str]]:
     try:
         urls = []
         for _ in range(2):
-            url, proc = start(settings)
+            url, proc = start_server(settings)
             procs.append(proc)
             urls.append(url)
         yield urls
     finally:
         for proc in procs:
-            stop(proc)
+            stop_server(proc)
 
 
 def test_two_processes_one_database(
@@ -201,7 +170,7 @@ def test_two_processes_one_database(
 
 def test_workers_option_serves_from_several_processes(settings: Settings) -> None:
     bootstrap(settings)
-    url, proc = start(settings, "--workers", "2", "--no-webhooks")
+    url, proc = start_server(settings, "--workers", "2", "--no-webhooks")
     try:
         token = settings.admin_token_path.read_text().strip()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as api:
@@ -217,4 +186,4 @@ def test_workers_option_serves_from_several_processes(settings: Settings) -> Non
         ).stdout.split()
         assert len(children) >= 2, children  # uvicorn's worker processes
     finally:
-        stop(proc)
+        stop_server(proc)

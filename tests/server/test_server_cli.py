@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -20,47 +19,54 @@ from bluemule.image import write_bundle
 from bluemule.server.config import Settings
 from tests.image.fixtures import BUNDLES
 from tests.particle_ctrl.test_plan import boron_system_part
+from tests.support.live_server import free_port
 
 BLUEMULE = str(Path(sys.executable).parent / "bluemule")
 DEVICE = "e00fce681234567890abcdef"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def running(settings: Settings) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def start_server(settings: Settings, *extra: str) -> tuple[str, subprocess.Popen[str]]:
+    """A real ``bluemule server`` process on a free port, once it answers ``/healthz``."""
     port = free_port()
-    args = [BLUEMULE, "server", "--data-dir", str(settings.data_dir), "--port", str(port)]
+    args = [BLUEMULE, "server", "--data-dir", str(settings.data_dir), "--port", str(port), *extra]
     if settings.database_url:
         args += ["--database-url", settings.database_url]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate()[0])
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return url, proc
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop_server(proc)
+            raise AssertionError("server did not start")
+        time.sleep(0.1)
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    """Terminate (kill if it lingers) and reap a server process; idempotent."""
+    proc.terminate()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[0]
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+@pytest.fixture
+def running(settings: Settings) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    url, proc = start_server(settings)
+    try:
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        stop_server(proc)
 
 
 def admin(url: str, token: str | None, *args: str | Path) -> subprocess.CompletedProcess[str]:
