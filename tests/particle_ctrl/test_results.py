@@ -36,3 +36,12 @@ def test_request_error() -> None:
     assert isinstance(error, RequestError)
     assert (error.request_type, error.code, error.name) == (250, -130, "NOT_ALLOWED")
     assert str(error) == "request 250 refused by the device: NOT_ALLOWED (-130)"
+
+
+def test_the_emulators_error_codes_are_device_os_codes() -> None:
+    """The emulator keeps the codes it raises as a typed enum; each is Device OS's own
+    (same value, same name as this table), so the two lists cannot drift apart."""
+    from bluemule.emulator.errors import SystemErrorCode  # noqa: PLC0415
+
+    for code in SystemErrorCode:
+        assert SYSTEM_ERRORS[code.value][0] == code.name, code

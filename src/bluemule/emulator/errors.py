@@ -21,7 +21,9 @@ import enum
 
 class SystemErrorCode(enum.IntEnum):
     """Device OS ``system_error_t`` values the update path can return (names without
-    the ``SYSTEM_ERROR_`` prefix; values from ``services/inc/system_error.h``)."""
+    the ``SYSTEM_ERROR_`` prefix; values from ``services/inc/system_error.h``). The full
+    list is :data:`bluemule.particle_ctrl.results.SYSTEM_ERRORS`; a test checks that
+    every member here agrees with it."""
 
     UNKNOWN = -100
     BUSY = -110
