@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bluemule.image import platform_by_id, platform_by_name
 from bluemule.server.app import DB, State, require_admin
+from bluemule.server.db import as_utc
 from bluemule.server.models import Device, Relay, Release, Site
 from bluemule.server.problems import (
     ConflictError,
@@ -121,11 +122,6 @@ class ReleaseOut(BaseModel):
     parts: list[PartOut]
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite drops the time zone; every stored time is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def _platform_name(platform_id: int) -> str:
     platform = platform_by_id(platform_id)
     return platform.name if platform else str(platform_id)
@@ -145,8 +141,8 @@ def _relay_out(relay: Relay) -> RelayOut:
         id=relay.id,
         name=relay.name,
         site=relay.site.name,
-        created_at=_utc(relay.created_at),
-        revoked_at=relay.revoked_at and _utc(relay.revoked_at),
+        created_at=as_utc(relay.created_at),
+        revoked_at=relay.revoked_at and as_utc(relay.revoked_at),
     )
 
 
@@ -163,7 +159,7 @@ def _device_out(device: Device) -> DeviceOut:
         has_mobile_secret=device.mobile_secret is not None,
         serial=device.serial,
         state=dict(device.state),
-        last_seen_at=device.last_seen_at and _utc(device.last_seen_at),
+        last_seen_at=device.last_seen_at and as_utc(device.last_seen_at),
         last_seen_relay=device.last_seen_relay.name if device.last_seen_relay else None,
         last_rssi=device.last_rssi,
     )
@@ -181,7 +177,7 @@ def _release_out(release: Release) -> ReleaseOut:
         original_sha256=release.original_sha256,
         original_name=release.original_name,
         notes=release.notes,
-        created_at=_utc(release.created_at),
+        created_at=as_utc(release.created_at),
         groups=list(release.groups),
         product_default=release.product_default,
         parts=[

@@ -29,6 +29,7 @@ from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bluemule.protocol.events import sequence_of
+from bluemule.server.db import as_utc
 from bluemule.server.delivery_policy import (
     TIMEOUT_SECONDS,
     HostThrottle,
@@ -38,7 +39,7 @@ from bluemule.server.delivery_policy import (
 )
 from bluemule.server.models import DeliveryLog, Device, Event, OutboxItem, Relay, Webhook
 from bluemule.server.webhook_format import RelayedEvent, WebhookRequest, render_request
-from bluemule.server.webhooks import spec_of, utc
+from bluemule.server.webhooks import spec_of
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,9 @@ def relayed_event(
         device_id=event.device_id,
         name=event.name,
         data=event.data,
-        received_at=utc(event.received_at),
-        captured_at=utc(event.captured_at) if event.captured_at else None,
-        relayed_at=utc(event.relayed_at) if event.relayed_at else None,
+        received_at=as_utc(event.received_at),
+        captured_at=as_utc(event.captured_at) if event.captured_at else None,
+        relayed_at=as_utc(event.relayed_at) if event.relayed_at else None,
         product_id=product_id,
         product_version=version if isinstance(version, int) else None,
         relay=relay_name,
@@ -260,7 +261,7 @@ class DeliveryWorker:
 
     def run_once(self, now: datetime | None = None) -> int:
         """Claim and attempt every due row (one batch); returns how many were attempted."""
-        moment = utc(now) if now is not None else self.clock()
+        moment = as_utc(now) if now is not None else self.clock()
         done = 0
         claimed = self.claim(moment)
         for index, item_id in enumerate(claimed):

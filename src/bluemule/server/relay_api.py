@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from bluemule.protocol.events import sequence_of
 from bluemule.server.app import DB, ServerState, State
 from bluemule.server.bulk import insert_new
+from bluemule.server.db import as_utc
 from bluemule.server.desired import (
     desired_releases,
 )
@@ -198,10 +199,6 @@ class Accepted(BaseModel):
 # --- helpers --------------------------------------------------------------------------
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _locksite_devices(session: Session, relay: Relay, device_ids: set[str]) -> dict[str, Device]:
     """The devices, row-locked in id order; 403 if any is not at the relay's site."""
     ids = sorted(d.lower() for d in device_ids)
@@ -290,8 +287,8 @@ def _pruned_meanwhile(session: Session, inserted: Iterable[EventIn]) -> set[str]
 
 
 def _apply_report(session: Session, relay: Relay, device: Device, report: ReportIn) -> None:
-    at = _utc(report.at)
-    last = device.last_seen_at and _utc(device.last_seen_at)
+    at = as_utc(report.at)
+    last = device.last_seen_at and as_utc(device.last_seen_at)
     newest = last is None or at >= last
     if newest:
         device.last_seen_at = at
@@ -316,7 +313,7 @@ def _apply_report(session: Session, relay: Relay, device: Device, report: Report
             state = UpdateState.INSTALLED.value
             reason = "reported confirmed, but the device's app SHA-256 is not the release's"
     row = session.get(DeviceUpdate, device.id)
-    if row is not None and _utc(row.reported_at) > at:
+    if row is not None and as_utc(row.reported_at) > at:
         return
     if row is None:
         row = DeviceUpdate(device_id=device.id)
@@ -481,7 +478,7 @@ def relay_router() -> APIRouter:
         table = Report.__table__
         assert isinstance(table, Table)
         new = insert_new(session, table, rows)
-        for report in sorted((r for r in items if r.id in new), key=lambda r: _utc(r.at)):
+        for report in sorted((r for r in items if r.id in new), key=lambda r: as_utc(r.at)):
             _apply_report(session, relay, devices[report.device_id.lower()], report)
         reevaluate_for_devices(session, {r.device_id.lower() for r in items if r.id in new})
         session.commit()
@@ -517,10 +514,10 @@ def relay_router() -> APIRouter:
                 "device_id": e.device_id.lower(),
                 "name": e.name,
                 "data": e.data,
-                "captured_at": e.captured_at and _utc(e.captured_at),
+                "captured_at": e.captured_at and as_utc(e.captured_at),
                 "received_at": now,
                 "relay_id": relay.id,
-                "relayed_at": e.relayed_at and _utc(e.relayed_at),
+                "relayed_at": e.relayed_at and as_utc(e.relayed_at),
             }
             for e in items
         ]

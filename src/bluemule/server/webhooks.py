@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bluemule.server.app import DB, require_admin
+from bluemule.server.db import as_utc
 from bluemule.server.models import Base, DeliveryLog, Event, OutboxItem, Webhook
 from bluemule.server.problems import InvalidContentError, NotFoundError
 from bluemule.server.relay_api import on_events_stored
@@ -71,11 +72,6 @@ class DeliveryOut(BaseModel):
     error: str | None
     duration_ms: int | None
     state: str
-
-
-def utc(moment: datetime) -> datetime:
-    """SQLite drops the time zone; every stored time is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def spec_of(hook: Webhook) -> WebhookSpec:
@@ -188,7 +184,7 @@ def enqueue_for_events(
     ids = sorted(set(event_ids))
     if not ids:
         return 0
-    moment = utc(now or datetime.now(UTC))
+    moment = as_utc(now or datetime.now(UTC))
     dialect = session.get_bind().dialect.name
     make_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = Base.metadata.tables[OutboxItem.__tablename__]
@@ -242,7 +238,7 @@ def _out(hook: Webhook) -> WebhookOut:
         headers=spec.headers,
         query=spec.query,
         no_defaults=spec.no_defaults,
-        created_at=utc(hook.created_at),
+        created_at=as_utc(hook.created_at),
     )
 
 
@@ -327,7 +323,7 @@ def webhooks_router() -> APIRouter:
                 webhook_id=item.webhook_id,
                 event_id=item.event_id,
                 attempt=log.attempt,
-                at=utc(log.at),
+                at=as_utc(log.at),
                 outcome=log.outcome,
                 status_code=log.status_code,
                 error=log.error,

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bluemule.server.dashboard.markup import LIMIT, device_link, esc, table, utc, when
+from bluemule.server.dashboard.markup import LIMIT, device_link, esc, table, when
+from bluemule.server.db import as_utc
 from bluemule.server.models import (
     DeliveryLog,
     Device,
@@ -130,10 +131,10 @@ def _report_time(at: object, received_at: datetime) -> datetime:
     """When the relay saw it (the report's ``at``), else when the server got it."""
     if isinstance(at, str):
         try:
-            return utc(datetime.fromisoformat(at))
+            return as_utc(datetime.fromisoformat(at))
         except ValueError:
             pass
-    return utc(received_at)
+    return as_utc(received_at)
 
 
 def timeline_body(session: Session, device_id: str) -> str | None:
@@ -175,7 +176,7 @@ def timeline_body(session: Session, device_id: str) -> str | None:
     ):
         items.append(
             (
-                utc(event.captured_at or event.received_at),
+                as_utc(event.captured_at or event.received_at),
                 f"event: {esc(event.name)}",
                 f"<pre>{esc(event.data)}</pre>",
                 esc(relays.get(event.relay_id, event.relay_id)),
@@ -193,7 +194,7 @@ def timeline_body(session: Session, device_id: str) -> str | None:
     for log, url, name in deliveries:
         items.append(
             (
-                utc(log.at),
+                as_utc(log.at),
                 f"delivery: {esc(log.outcome)}",
                 f"{esc(name)} → {esc(url)} · HTTP {esc(log.status_code or '—')}"
                 + (f' <span class="err">{esc(log.error)}</span>' if log.error else ""),

@@ -7,7 +7,7 @@ the other helpers take cells and bodies that are already escaped.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 from urllib.parse import quote
 
@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from bluemule.server.app import ServerState
 from bluemule.server.dashboard.session import csrf_token
+from bluemule.server.db import as_utc
 
 LIMIT = 200
 """Most rows a dashboard table shows."""
@@ -87,12 +88,7 @@ def when(moment: datetime | None) -> str:
     """A time, escaped, in UTC."""
     if moment is None:
         return ""
-    return esc(utc(moment).strftime("%Y-%m-%d %H:%M:%S") + "Z")
-
-
-def utc(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back; they were stored as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return esc(as_utc(moment).strftime("%Y-%m-%d %H:%M:%S") + "Z")
 
 
 def device_link(device_id: str) -> str:
